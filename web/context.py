@@ -1,0 +1,50 @@
+"""What a command or a request needs: settings, the engine, the ledger; built lazily, once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+from sqlalchemy import Engine
+
+from core.accounts import SYSTEM_ACTOR, AccountService
+from core.clock import Clock, SystemClock
+from core.db import make_engine, transaction
+from core.errors import ConfigError
+from core.settings import Settings
+from ledger.instance import open_ledger
+from ledger.service import Ledger
+
+
+@dataclass
+class AppContext:
+    settings: Settings
+    clock: Clock = field(default_factory=SystemClock)
+
+    @classmethod
+    def from_env(cls, home: str | Path | None = None) -> AppContext:
+        return cls(Settings.from_env(home=home))
+
+    @cached_property
+    def engine(self) -> Engine:
+        if not self.settings.database_url and not (self.settings.home / "tiezheng.db").exists():
+            raise ConfigError(f"no instance at {self.settings.home}: run `tiezheng init` first")
+        return make_engine(self.settings.db_url)
+
+    @cached_property
+    def ledger(self) -> Ledger:
+        return open_ledger(self.settings, engine=self.engine, clock=self.clock)
+
+    def resolve_actor(self, by: str | None) -> str:
+        """The log actor: ``--by`` (an active user), else TIEZHENG_ACTOR, else ``system``."""
+        name = by or self.settings.actor
+        if not name or (name == SYSTEM_ACTOR and by is None):
+            return SYSTEM_ACTOR
+        with transaction(self.engine) as session:
+            AccountService(session, clock=self.clock).require_active(name)
+        return name
+
+    def close(self) -> None:
+        if "engine" in self.__dict__:
+            self.engine.dispose()
