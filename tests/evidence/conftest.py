@@ -1,0 +1,29 @@
+"""Fixtures of the evidence tests: real media built once per session, and a blob store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from evidence.store import LocalBlobStore
+from tests.evidence.media_factory import build_all
+
+
+@pytest.fixture(scope="session")
+def media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Every file of media_factory.CATALOGUE, encoded once per test session."""
+    return build_all(tmp_path_factory.mktemp("media"))
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> LocalBlobStore:
+    """An empty store with a 1 MiB upload limit."""
+    return LocalBlobStore(tmp_path / "store", max_size=1 << 20)
+
+
+def store_files(store: LocalBlobStore) -> tuple[list[Path], list[Path]]:
+    """(blobs, temporary files) currently in ``store``."""
+    blobs = sorted(p for p in store.blobs_dir.rglob("*") if p.is_file())
+    temps = sorted(p for p in store.tmp_dir.iterdir())
+    return blobs, temps
