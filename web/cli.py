@@ -445,3 +445,252 @@ def serve(ctx: AppContext, host: str, port: int, threads: int) -> None:
 def main(argv: list[str] | None = None) -> None:
     """Console entry point."""
     cli.main(args=argv, prog_name="tiezheng")
+
+
+# --- evidence ------------------------------------------------------------------------------
+
+
+@cli.group()
+def evidence() -> None:
+    """Originals: add, show, get, verify, custody."""
+
+
+def _item_dict(ctx: AppContext, item: Any) -> dict[str, Any]:
+    cp = None
+    token = None
+    for c in ctx.ledger.checkpoints():
+        if c.size > item.entry_index:
+            cp = c
+            token = ctx.ledger.token(c.size)
+            break
+    return {
+        "index": item.entry_index,
+        "sha256": item.sha256,
+        "sm3": item.sm3,
+        "size": item.size,
+        "media_type": item.media_type,
+        "kind": item.kind,
+        "case": item.case_ref,
+        "purpose": item.purpose,
+        "filename": item.filename,
+        "uploaded_by": item.uploader,
+        "uploaded_at": item.uploaded_at.isoformat().replace("+00:00", "Z"),
+        "media": item.media,
+        "checkpoint_size": cp.size if cp else None,
+        "timestamp": {
+            "status": "granted" if token else "pending",
+            "time": token.gen_time.isoformat().replace("+00:00", "Z") if token else None,
+        },
+    }
+
+
+@evidence.command("add")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--kind", required=True, help="call, visit, document or photo.")
+@click.option("--case", "case", default=None, help="Case reference.")
+@click.option("--purpose", default=None, help="What it is meant to prove (证明目的).")
+@click.option("--captured-at", default=None, help="Capture time the client claims (RFC 3339).")
+@click.option("--device", default=None, help="Capture device the client claims.")
+@click.option("--location", default=None, help="Capture location the client claims.")
+@_by_option
+@_json_option
+@with_context
+def evidence_add(
+    ctx: AppContext,
+    file: Path,
+    kind: str,
+    case: str | None,
+    purpose: str | None,
+    captured_at: str | None,
+    device: str | None,
+    location: str | None,
+    by: str | None,
+    as_json: bool,
+) -> None:
+    """Store FILE as evidence and log it; prints the receipt once it is acknowledged."""
+    from evidence.service import check_kind, check_ref, parse_claims
+
+    check_kind(kind)
+    check_ref(case)
+    claims = parse_claims(captured_at, device, location)
+    actor = ctx.resolve_actor(by)
+    with file.open("rb") as f:
+        receipt = ctx.evidence.add(
+            f,
+            kind=kind,
+            actor=actor,
+            case=case,
+            purpose=purpose,
+            original_name=file.name,
+            claims=claims,
+        )
+    data = receipt.as_dict()
+    ts = data["timestamp"]
+    text = (
+        f"entry {data['index']}: {data['media_type']}, {data['size']} bytes\n"
+        f"SHA-256 {data['sha256']}\nSM3     {data['sm3']}\n"
+        f"checkpoint {data['checkpoint_size']}, timestamp "
+        f"{ts['time'] if ts['status'] == 'granted' else 'pending'}"
+    )
+    emit(data, as_json, text)
+
+
+@evidence.command("show")
+@click.argument("ref")
+@click.option("--reason", default=None, help="Why you look at it (recorded in the custody trail).")
+@_by_option
+@_json_option
+@with_context
+def evidence_show(
+    ctx: AppContext, ref: str, reason: str | None, by: str | None, as_json: bool
+) -> None:
+    """Show the evidence entries of a SHA-256 or an entry INDEX (a custody 'view')."""
+    actor = ctx.resolve_actor(by)
+    items = ctx.evidence.resolve(ref)
+    ctx.evidence.record_custody(items[0].sha256, "view", actor, reason=reason)
+    data = [_item_dict(ctx, i) for i in items]
+    lines = []
+    for d in data:
+        ts = d["timestamp"]
+        lines.append(
+            f"entry {d['index']}: {d['kind']} {d['media_type']} {d['size']} bytes, "
+            f"case {d['case'] or '-'}, by {d['uploaded_by']} at {d['uploaded_at']}\n"
+            f"  SHA-256 {d['sha256']}\n  SM3     {d['sm3']}\n"
+            f"  checkpoint {d['checkpoint_size']}, timestamp {ts['time'] or 'pending'}"
+        )
+    emit(data, as_json, "\n".join(lines))
+
+
+@evidence.command("get")
+@click.argument("sha256")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@click.option("--reason", default=None, help="Why it leaves the store (custody trail).")
+@_by_option
+@with_context
+def evidence_get(
+    ctx: AppContext, sha256: str, out: Path, reason: str | None, by: str | None
+) -> None:
+    """Copy an original out of the store (a custody 'download')."""
+    actor = ctx.resolve_actor(by)
+    items = ctx.evidence.resolve(sha256)
+    sha = items[0].sha256
+    if out.exists():
+        raise TiezhengError(f"{out} exists; refusing to overwrite it")
+    tmp = out.with_name(out.name + ".part")
+    try:
+        with tmp.open("wb") as f:
+            for chunk in ctx.evidence.open_original(sha):
+                f.write(chunk)
+        ctx.evidence.store.verify(sha, sm3=items[0].sm3, size=items[0].size)
+        tmp.rename(out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    ctx.evidence.record_custody(sha, "download", actor, reason=reason)
+    click.echo(f"wrote {out} ({items[0].size} bytes, SHA-256 {sha})")
+
+
+@evidence.command("verify")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@_by_option
+@_json_option
+@with_context
+def evidence_verify(ctx: AppContext, file: Path, by: str | None, as_json: bool) -> None:
+    """Is this exact file in the log? Exit 0 naming every entry that holds it, else 1."""
+    actor = ctx.resolve_actor(by)
+    digests, items = ctx.evidence.find_file(file)
+    data: dict[str, Any] = {
+        "sha256": digests.sha256,
+        "sm3": digests.sm3,
+        "size": digests.size,
+        "found": bool(items),
+        "entries": [_item_dict(ctx, i) for i in items],
+    }
+    if not items:
+        emit(
+            data,
+            as_json,
+            f"NOT FOUND: no entry of the log holds this file\n"
+            f"SHA-256 {digests.sha256}\nSM3     {digests.sm3}",
+        )
+        sys.exit(1)
+    ctx.evidence.record_custody(digests.sha256, "verify", actor)
+    lines = [f"FOUND: SHA-256 {digests.sha256}, SM3 {digests.sm3}, {digests.size} bytes"]
+    for d in data["entries"]:
+        ts = d["timestamp"]
+        lines.append(
+            f"  entry {d['index']} ({d['kind']}, case {d['case'] or '-'}) by "
+            f"{d['uploaded_by']} at {d['uploaded_at']}; checkpoint {d['checkpoint_size']}, "
+            f"timestamp {ts['time'] or 'pending'}"
+        )
+    emit(data, as_json, "\n".join(lines))
+
+
+CUSTODY_FIELDS = ["entry", "time", "actor", "action", "reason", "request"]
+
+
+@evidence.command("custody")
+@click.argument("sha256")
+@click.option("--csv", "as_csv", is_flag=True, help="Print CSV.")
+@_json_option
+@with_context
+def evidence_custody(ctx: AppContext, sha256: str, as_csv: bool, as_json: bool) -> None:
+    """The custody trail of an original: uploads, views, downloads, verifications, exports."""
+    items = ctx.evidence.resolve(sha256)
+    rows = custody_rows(ctx, items[0].sha256)
+    if as_csv:
+        click.echo(custody_csv(rows), nl=False)
+        return
+    text = "\n".join(
+        f"{r['time']}  entry {r['entry']:<6} {r['action']:<8} {r['actor']:<16} {r['reason'] or ''}"
+        for r in rows
+    )
+    emit(rows, as_json, text)
+
+
+def custody_rows(ctx: AppContext, sha256: str) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = [
+        {
+            "entry": i.entry_index,
+            "time": i.uploaded_at.isoformat().replace("+00:00", "Z"),
+            "actor": i.uploader,
+            "action": "upload",
+            "reason": i.purpose,
+            "request": "",
+        }
+        for i in ctx.evidence.items_by_sha256(sha256)
+    ]
+    rows += [
+        {
+            "entry": e.entry_index,
+            "time": e.time,
+            "actor": e.actor,
+            "action": e.action,
+            "reason": e.reason,
+            "request": e.request,
+        }
+        for e in ctx.evidence.custody(sha256)
+    ]
+    return sorted(rows, key=lambda r: int(r["entry"]))
+
+
+def custody_csv(rows: list[dict[str, Any]]) -> str:
+    import csv
+    import io
+
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=CUSTODY_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    for r in rows:
+        writer.writerow({k: "" if r[k] is None else r[k] for k in CUSTODY_FIELDS})
+    return buf.getvalue()
+
+
+def _audit_originals(ctx: AppContext, report: AuditReport, show_bar: bool) -> None:
+    from ledger.audit import Problem
+
+    ctx.evidence.sync_index()
+    for index, sha, problem in ctx.evidence.audit_originals():
+        report.problems.append(Problem(f"entry {index}", f"{problem} (SHA-256 {sha})"))
+
+
+AUDIT_HOOKS.append(_audit_originals)

@@ -13,6 +13,8 @@ from core.clock import Clock, SystemClock
 from core.db import make_engine, transaction
 from core.errors import ConfigError
 from core.settings import Settings
+from evidence.service import EvidenceService
+from evidence.store import LocalBlobStore
 from ledger.instance import open_ledger
 from ledger.service import Ledger
 
@@ -35,6 +37,16 @@ class AppContext:
     @cached_property
     def ledger(self) -> Ledger:
         return open_ledger(self.settings, engine=self.engine, clock=self.clock)
+
+    @cached_property
+    def store(self) -> LocalBlobStore:
+        return LocalBlobStore(self.settings.blob_dir, max_size=self.settings.max_upload)
+
+    @cached_property
+    def evidence(self) -> EvidenceService:
+        return EvidenceService(
+            engine=self.engine, ledger=self.ledger, store=self.store, clock=self.clock
+        )
 
     def resolve_actor(self, by: str | None) -> str:
         """The log actor: ``--by`` (an active user), else TIEZHENG_ACTOR, else ``system``."""
