@@ -41,3 +41,9 @@ def parse_rfc3339(text: str) -> datetime:
     if value.tzinfo is None:
         raise ValueError(f"time without a UTC offset: {text!r}")
     return value.astimezone(UTC)
+
+
+def aware(value: datetime) -> datetime:
+    """A datetime read back from the database as UTC-aware (SQLite drops the zone; the
+    project stores UTC only)."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)

@@ -8,6 +8,8 @@ appended.
 
 from __future__ import annotations
 
+import csv
+import io
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -17,7 +19,7 @@ from typing import Any
 
 from sqlalchemy import Engine, insert, select
 
-from core.clock import Clock, SystemClock, parse_rfc3339
+from core.clock import Clock, SystemClock, aware, parse_rfc3339
 from core.errors import InputError
 from evidence.errors import BlobAltered, BlobMissing, EvidenceError, UnsupportedMedia
 from evidence.hashing import Digests, hash_file
@@ -43,6 +45,19 @@ CUSTODY_ACTIONS = ("view", "download", "export", "verify")
 MAX_PURPOSE = 2000
 MAX_CLAIM = 500
 REF_MAX = 64
+
+
+CUSTODY_FIELDS = ["entry", "time", "actor", "action", "reason", "request"]
+
+
+def custody_csv(rows: list[dict[str, Any]]) -> str:
+    """A custody trail as CSV (UTF-8, one header line, LF line ends)."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=CUSTODY_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    for r in rows:
+        writer.writerow({k: "" if r[k] is None else r[k] for k in CUSTODY_FIELDS})
+    return buf.getvalue()
 
 
 class InvalidEvidenceInput(InputError, EvidenceError):
@@ -131,7 +146,9 @@ def check_ref(ref: str | None, what: str = "case") -> str | None:
 
 
 def _stored_item(row: Any) -> EvidenceItem:
-    return EvidenceItem(**{c.key: getattr(row, c.key) for c in EvidenceItem.__table__.columns})
+    item = EvidenceItem(**{c.key: getattr(row, c.key) for c in EvidenceItem.__table__.columns})
+    item.uploaded_at = aware(item.uploaded_at)
+    return item
 
 
 class EvidenceService:
@@ -417,6 +434,32 @@ class EvidenceService:
             CustodyEvent(**{c.key: getattr(r, c.key) for c in CustodyEvent.__table__.columns})
             for r in rows
         ]
+
+    def custody_rows(self, sha256: str) -> list[dict[str, Any]]:
+        """The whole trail of an original: its uploads and every custody entry, in log order."""
+        rows: list[dict[str, Any]] = [
+            {
+                "entry": i.entry_index,
+                "time": i.uploaded_at.isoformat().replace("+00:00", "Z"),
+                "actor": i.uploader,
+                "action": "upload",
+                "reason": i.purpose,
+                "request": "",
+            }
+            for i in self.items_by_sha256(sha256)
+        ]
+        rows += [
+            {
+                "entry": e.entry_index,
+                "time": e.time,
+                "actor": e.actor,
+                "action": e.action,
+                "reason": e.reason,
+                "request": e.request,
+            }
+            for e in self.custody(sha256)
+        ]
+        return sorted(rows, key=lambda r: int(r["entry"]))
 
     def open_original(self, sha256: str) -> Iterator[bytes]:
         with self.store.open(sha256) as f:

@@ -35,3 +35,7 @@ class CheckpointNotFound(NotFoundError, LedgerError):
 
 class AuditError(LedgerError):
     """The full audit found a broken entry, tree, checkpoint or timestamp."""
+
+
+class BundleError(LedgerError):
+    """An evidence bundle is malformed or one of its checks fails (``docs/bundle.md``)."""

@@ -24,7 +24,7 @@ from typing import Any
 
 from sqlalchemy import Engine, insert, select, text
 
-from core.clock import Clock, SystemClock
+from core.clock import Clock, SystemClock, aware
 from core.db import write_engine
 from ledger import merkle
 from ledger.errors import CheckpointNotFound, EntryNotFound, LedgerError, TimestampError
@@ -421,7 +421,7 @@ def _cp(obj: Any) -> StoredCheckpoint:
         root=bytes(obj.root),
         note=bytes(obj.note),
         key_id=obj.key_id,
-        created_at=_aware(obj.created_at),
+        created_at=aware(obj.created_at),
     )
 
 
@@ -430,16 +430,11 @@ def _token(obj: Any) -> TimestampToken:
         id=obj.id,
         checkpoint_size=int(obj.checkpoint_size),
         response=bytes(obj.response),
-        gen_time=_aware(obj.gen_time),
+        gen_time=aware(obj.gen_time),
         tsa=obj.tsa,
         tsa_pem=obj.tsa_pem,
         ca_pem=obj.ca_pem,
-        created_at=_aware(obj.created_at),
+        created_at=aware(obj.created_at),
     )
 
 
-def _aware(value: datetime) -> datetime:
-    # SQLite hands back naive datetimes even for timezone=True columns; they were stored in UTC.
-    from datetime import UTC
-
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)

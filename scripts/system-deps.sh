@@ -9,6 +9,7 @@ PACKAGES=(
   fonts-noto-cjk   # Chinese font embedded in PDFs
   libpango-1.0-0   # WeasyPrint renders PDFs through Pango
   libpangoft2-1.0-0
+  libharfbuzz-subset0  # fast, reproducible font subsetting in WeasyPrint (else fontTools: ~20 s/PDF)
 )
 
 missing=()

@@ -13,6 +13,7 @@ from core.clock import Clock, SystemClock
 from core.db import make_engine, transaction
 from core.errors import ConfigError
 from core.settings import Settings
+from evidence.bundle import BundleExporter
 from evidence.service import EvidenceService
 from evidence.store import LocalBlobStore
 from ledger.instance import open_ledger
@@ -46,6 +47,16 @@ class AppContext:
     def evidence(self) -> EvidenceService:
         return EvidenceService(
             engine=self.engine, ledger=self.ledger, store=self.store, clock=self.clock
+        )
+
+    @cached_property
+    def exporter(self) -> BundleExporter:
+        return BundleExporter(
+            evidence=self.evidence,
+            ledger=self.ledger,
+            origin=self.settings.log_origin,
+            vkey=self.ledger.signer.vkey(),
+            builtin_tsa_dir=self.settings.tsa_dir,
         )
 
     def resolve_actor(self, by: str | None) -> str:
