@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import importlib
 import json
 import sys
 from collections.abc import Callable
@@ -442,11 +443,6 @@ def serve(ctx: AppContext, host: str, port: int, threads: int) -> None:
     waitress_serve(create_app(ctx), host=host, port=port, threads=threads)
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Console entry point."""
-    cli.main(args=argv, prog_name="tiezheng")
-
-
 # --- evidence ------------------------------------------------------------------------------
 
 
@@ -744,3 +740,18 @@ def bundle_verify(file: Path, vkey: str | None, tsa_ca: Path | None, as_json: bo
     emit(report.to_dict(), as_json, report.text().rstrip("\n"))
     if not report.ok:
         sys.exit(1)
+
+
+# Command groups of other feature areas live in their own modules (web/cli_<area>.py); each
+# adds its group to ``cli`` when imported.
+for _module in ("web.cli_cases", "web.cli_faces"):
+    try:
+        importlib.import_module(_module)
+    except ModuleNotFoundError as _e:
+        if _e.name != _module:
+            raise
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point."""
+    cli.main(args=argv, prog_name="tiezheng")

@@ -8,7 +8,7 @@ from alembic.migration import MigrationContext
 import evidence.models  # noqa: F401 - registers the evidence tables on Base.metadata
 import ledger.models  # noqa: F401
 from core.db import Base
-from core.migrate import current_revision, head_revision, upgrade
+from core.migrate import current_revisions, head_revisions, upgrade
 from web.context import AppContext
 
 
@@ -19,6 +19,6 @@ def test_migrated_schema_matches_the_models(instance: AppContext) -> None:
 
 
 def test_upgrade_is_idempotent_and_at_head(instance: AppContext) -> None:
-    assert current_revision(instance.engine) == head_revision()
+    assert current_revisions(instance.engine) == head_revisions()
     upgrade(instance.engine)
-    assert current_revision(instance.engine) == head_revision()
+    assert current_revisions(instance.engine) == head_revisions()
