@@ -43,9 +43,11 @@ read as. What each family must satisfy:
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 import struct
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -53,7 +55,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import av
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageFile, UnidentifiedImageError
 
 from core.errors import NotFoundError
 from evidence.errors import CorruptMedia, StorageError, UnsupportedMedia
@@ -674,17 +676,31 @@ def _exif_claims(exif: Image.Exif) -> tuple[datetime | None, str | None, Gps | N
     return created, local, _exif_gps(dict(exif.get_ifd(0x8825)))
 
 
+_STRICT_IMAGES = threading.Lock()
+
+
+@contextlib.contextmanager
+def _strict_image_loading() -> Iterator[None]:
+    """Refuse truncated images while checking one.
+
+    Pillow's ``ImageFile.LOAD_TRUNCATED_IMAGES`` is process-wide, and libraries we import set
+    it to True (WeasyPrint and face_recognition do, at import), which would make a truncated
+    JPEG decode "successfully" with grey filler. Evidence must not pass that way.
+    """
+    with _STRICT_IMAGES:
+        previous = ImageFile.LOAD_TRUNCATED_IMAGES
+        ImageFile.LOAD_TRUNCATED_IMAGES = False
+        try:
+            yield
+        finally:
+            ImageFile.LOAD_TRUNCATED_IMAGES = previous
+
+
 def _probe_raster(path: Path, spec: MediaType) -> MediaInfo:
     fmt = "JPEG" if spec.media_type == "image/jpeg" else "PNG"
     try:
-        with Image.open(path, formats=[fmt]) as im:
-            im.verify()  # structure (and PNG chunk CRCs) without decoding
-        with Image.open(path, formats=[fmt]) as im:
-            width, height = im.size
-            exif = im.getexif()
-            if fmt == "JPEG":
-                im.draft("RGB", (max(1, width // 8), max(1, height // 8)))
-            im.load()  # decodes every byte: a truncated or damaged image fails here
+        with _strict_image_loading():
+            return _probe_raster_strict(path, spec, fmt)
     except Image.DecompressionBombError as exc:
         raise UnsupportedMedia(f"the image is too large to check: {exc}") from exc
     except (OSError, SyntaxError, ValueError, EOFError, struct.error, IndexError,
@@ -692,6 +708,17 @@ def _probe_raster(path: Path, spec: MediaType) -> MediaInfo:
         # Pillow's messages name the file: keep server paths out of what the user reads.
         reason = str(exc).replace(str(path), path.name)
         raise CorruptMedia(f"the file cannot be read as {spec.media_type}: {reason}") from exc
+
+
+def _probe_raster_strict(path: Path, spec: MediaType, fmt: str) -> MediaInfo:
+    with Image.open(path, formats=[fmt]) as im:
+        im.verify()  # structure (and PNG chunk CRCs) without decoding
+    with Image.open(path, formats=[fmt]) as im:
+        width, height = im.size
+        exif = im.getexif()
+        if fmt == "JPEG":
+            im.draft("RGB", (max(1, width // 8), max(1, height // 8)))
+        im.load()  # decodes every byte: a truncated or damaged image fails here
     created, local, gps = _exif_claims(exif)
     return MediaInfo(media_type=spec.media_type, kind="image", container=fmt.lower(),
                      width=width, height=height, creation_time=created,

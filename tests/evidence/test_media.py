@@ -412,3 +412,20 @@ def test_media_info_is_frozen(media: dict[str, Path]) -> None:
     info: MediaInfo = identify(media["jpeg"])
     with pytest.raises(dataclasses.FrozenInstanceError):
         info.width = 1  # type: ignore[misc]
+
+
+def test_truncated_jpeg_refused_even_after_a_library_relaxed_pillow(
+    media: dict[str, Path], tmp_path: Path
+) -> None:
+    # WeasyPrint and face_recognition set Pillow's process-wide LOAD_TRUNCATED_IMAGES = True
+    # at import; a truncated photo must still be refused, and the flag left as it was.
+    import weasyprint  # noqa: F401
+    from PIL import ImageFile
+
+    assert ImageFile.LOAD_TRUNCATED_IMAGES is True
+    data = media["jpeg"].read_bytes()
+    path = tmp_path / "cut.jpg"
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CorruptMedia):
+        probe(path, "image/jpeg")
+    assert ImageFile.LOAD_TRUNCATED_IMAGES is True
