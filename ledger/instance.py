@@ -16,7 +16,6 @@ from sqlalchemy import Engine
 from core.clock import Clock
 from core.db import make_engine
 from core.errors import ConfigError
-from core.migrate import upgrade
 from core.settings import Settings
 from ledger.note import NoteSigner, NoteVerifier
 from ledger.service import Ledger
@@ -49,6 +48,8 @@ def init_instance(settings: Settings, engine: Engine | None = None) -> InitResul
     settings.keys_dir.mkdir(mode=0o700, exist_ok=True)
     own_engine = engine is None
     engine = engine or make_engine(settings.db_url)
+    from core.migrate import upgrade  # Alembic is only needed here; keep CLI start-up quick
+
     try:
         upgrade(engine)
     finally:

@@ -8,7 +8,7 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -16,10 +16,12 @@ from core.accounts import AccountService, generate_password
 from core.db import transaction
 from core.errors import TiezhengError
 from core.settings import Settings
-from ledger.audit import AuditReport, audit_log
 from ledger.instance import init_instance, trust_anchors, verifier
 from ledger.service import Receipt
 from web.context import AppContext
+
+if TYPE_CHECKING:
+    from ledger.audit import AuditReport
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -358,7 +360,7 @@ def stamp_pending(ctx: AppContext, attempts: int, backoff: float, as_json: bool)
         sys.exit(1)
 
 
-AuditHook = Callable[[AppContext, AuditReport, bool], None]
+AuditHook = Callable[[AppContext, "AuditReport", bool], None]
 AUDIT_HOOKS: list[AuditHook] = []
 
 
@@ -380,6 +382,8 @@ def verify(ctx: AppContext, require_timestamps: bool, as_json: bool) -> None:
             bar.__enter__()
             bar_state["bar"] = bar
         bar.update(done - bar.pos)
+
+    from ledger.audit import audit_log
 
     report = audit_log(
         ctx.engine,

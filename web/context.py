@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 
@@ -13,11 +14,13 @@ from core.clock import Clock, SystemClock
 from core.db import make_engine, transaction
 from core.errors import ConfigError
 from core.settings import Settings
-from evidence.bundle import BundleExporter
 from evidence.service import EvidenceService
 from evidence.store import LocalBlobStore
 from ledger.instance import open_ledger
 from ledger.service import Ledger
+
+if TYPE_CHECKING:
+    from evidence.bundle import BundleExporter
 
 
 @dataclass
@@ -51,6 +54,8 @@ class AppContext:
 
     @cached_property
     def exporter(self) -> BundleExporter:
+        from evidence.bundle import BundleExporter  # WeasyPrint is heavy: load it on demand
+
         return BundleExporter(
             evidence=self.evidence,
             ledger=self.ledger,
