@@ -37,6 +37,27 @@ def rfc9162_root_from_inclusion(leaf: bytes, index: int, size: int, hashes: list
     return r
 
 
+def openssl_ts_verify(data: Path, tsr: Path, certs: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            "openssl",
+            "ts",
+            "-verify",
+            "-data",
+            str(data),
+            "-in",
+            str(tsr),
+            "-CAfile",
+            str(certs / "ca.pem"),
+            "-untrusted",
+            str(certs / "tsa.pem"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
 def test_init_is_idempotent_creates_no_user_and_appends_nothing(cli: Cli) -> None:
     home = cli.settings.home
     key = home / "keys" / "log.key"
@@ -116,45 +137,10 @@ def test_append_checkpoint_prove_by_hand_and_verify_timestamp_with_openssl(
     cli("ledger", "timestamp", "--size", "7", "--out", str(tsr))
     certs = tmp_path / "certs"
     cli("ledger", "tsa-certs", "--out", str(certs))
-    res = subprocess.run(
-        [
-            "openssl",
-            "ts",
-            "-verify",
-            "-data",
-            str(checkpoint_file),
-            "-in",
-            str(tsr),
-            "-CAfile",
-            str(certs / "ca.pem"),
-            "-untrusted",
-            str(certs / "tsa.pem"),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    res = openssl_ts_verify(checkpoint_file, tsr, certs)
     assert "Verification: OK" in res.stdout, res.stdout + res.stderr
     checkpoint_file.write_bytes(note.replace(b"\n7\n", b"\n8\n"))
-    res = subprocess.run(
-        [
-            "openssl",
-            "ts",
-            "-verify",
-            "-data",
-            str(checkpoint_file),
-            "-in",
-            str(tsr),
-            "-CAfile",
-            str(certs / "ca.pem"),
-            "-untrusted",
-            str(certs / "tsa.pem"),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert "Verification: OK" not in res.stdout
+    assert "Verification: OK" not in openssl_ts_verify(checkpoint_file, tsr, certs).stdout
 
 
 def test_consistency_command(cli: Cli) -> None:
