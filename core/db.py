@@ -8,13 +8,15 @@ both read the same log head.
 
 from __future__ import annotations
 
+import os
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Connection, Engine, MetaData, create_engine, event
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
-from sqlalchemy.pool import NullPool
+from sqlalchemy.pool import QueuePool
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -50,15 +52,35 @@ def _sqlite_setup(engine: Engine) -> None:
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """Create an engine for ``url`` with the project's SQLite or PostgreSQL settings."""
     if url.startswith("sqlite"):
-        # NullPool: each checkout is a fresh connection, so no connection is shared across
-        # threads and forked workers start clean; opening SQLite is cheap.
-        engine = create_engine(url, poolclass=NullPool, **kwargs)
+        # Pooled connections: closing the last connection to a WAL database checkpoints and
+        # deletes the WAL (an extra sync per commit). A pooled connection is used by one
+        # thread at a time, so the same-thread check can go.
+        kwargs.setdefault("pool_size", 8)
+        kwargs.setdefault("max_overflow", 24)
+        engine = create_engine(
+            url, poolclass=QueuePool, connect_args={"check_same_thread": False}, **kwargs
+        )
         _sqlite_setup(engine)
+        _dispose_in_child(engine)
         return engine
     kwargs.setdefault("pool_pre_ping", True)
     kwargs.setdefault("pool_size", 20)
     kwargs.setdefault("max_overflow", 20)
-    return create_engine(url, **kwargs)
+    engine = create_engine(url, **kwargs)
+    _dispose_in_child(engine)
+    return engine
+
+
+def _dispose_in_child(engine: Engine) -> None:
+    # A forked worker must not use its parent's connections (SQLAlchemy's pooling docs).
+    ref = weakref.ref(engine)
+
+    def _after_fork() -> None:
+        eng = ref()
+        if eng is not None:
+            eng.dispose(close=False)
+
+    os.register_at_fork(after_in_child=_after_fork)
 
 
 def write_engine(engine: Engine) -> Engine:

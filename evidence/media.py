@@ -117,12 +117,52 @@ _UNSUPPORTED_BRANDS = {b"avif", b"avis", b"crx ", b"jpx ", b"jp2 "}
 _FTYP_BRANDS: dict[bytes, str] = {
     **dict.fromkeys([b"M4A ", b"M4B ", b"M4P ", b"F4A "], "audio/mp4"),
     b"qt  ": "video/quicktime",
-    **dict.fromkeys([b"3gp4", b"3gp5", b"3gp6", b"3gp7", b"3gr6", b"3gs6", b"3ge6", b"3gg6",
-                     b"3g2a", b"3g2b", b"3g2c"], "video/3gpp"),
-    **dict.fromkeys([b"isom", b"iso2", b"iso3", b"iso4", b"iso5", b"iso6", b"iso7", b"iso8",
-                     b"iso9", b"mp41", b"mp42", b"mp71", b"avc1", b"dash", b"mmp4", b"M4V ",
-                     b"M4VH", b"M4VP", b"MSNV", b"NDAS", b"NDSC", b"XAVC", b"f4v ", b"kddi",
-                     b"MP4 "], "video/mp4"),
+    **dict.fromkeys(
+        [
+            b"3gp4",
+            b"3gp5",
+            b"3gp6",
+            b"3gp7",
+            b"3gr6",
+            b"3gs6",
+            b"3ge6",
+            b"3gg6",
+            b"3g2a",
+            b"3g2b",
+            b"3g2c",
+        ],
+        "video/3gpp",
+    ),
+    **dict.fromkeys(
+        [
+            b"isom",
+            b"iso2",
+            b"iso3",
+            b"iso4",
+            b"iso5",
+            b"iso6",
+            b"iso7",
+            b"iso8",
+            b"iso9",
+            b"mp41",
+            b"mp42",
+            b"mp71",
+            b"avc1",
+            b"dash",
+            b"mmp4",
+            b"M4V ",
+            b"M4VH",
+            b"M4VP",
+            b"MSNV",
+            b"NDAS",
+            b"NDSC",
+            b"XAVC",
+            b"f4v ",
+            b"kddi",
+            b"MP4 ",
+        ],
+        "video/mp4",
+    ),
     **dict.fromkeys(_HEIF_BRANDS, "image/heic"),
 }
 _QT_ATOMS = {b"moov", b"mdat", b"wide", b"free", b"skip", b"pnot"}
@@ -169,8 +209,7 @@ def _adts_frame_length(buf: bytes, i: int) -> int | None:
     return length if length >= 7 else None
 
 
-def _frames_follow(buf: bytes, i: int,
-                   frame_length: Callable[[bytes, int], int | None]) -> bool:
+def _frames_follow(buf: bytes, i: int, frame_length: Callable[[bytes, int], int | None]) -> bool:
     """A valid frame at ``i`` and, if the head reaches that far, a second one right after it."""
     first = frame_length(buf, i)
     if first is None:
@@ -182,8 +221,8 @@ def _frames_follow(buf: bytes, i: int,
 def _id3_end(buf: bytes) -> int:
     """Offset after any ID3v2 tags at the start of ``buf`` (0 when there are none)."""
     at = 0
-    while buf[at:at + 3] == b"ID3" and len(buf) >= at + 10:
-        size_bytes = buf[at + 6:at + 10]
+    while buf[at : at + 3] == b"ID3" and len(buf) >= at + 10:
+        size_bytes = buf[at + 6 : at + 10]
         if any(b & 0x80 for b in size_bytes):  # sizes are "syncsafe": 7 bits per byte
             break
         size = 0
@@ -202,7 +241,7 @@ def _ebml_vint(buf: bytes, i: int, keep_marker: bool = False) -> tuple[int, int]
     if i + length > len(buf):
         return None
     value = buf[i] if keep_marker else buf[i] & ((1 << (8 - length)) - 1)
-    for b in buf[i + 1:i + length]:
+    for b in buf[i + 1 : i + length]:
         value = (value << 8) | b
     return value, length
 
@@ -220,7 +259,7 @@ def _ebml_doctype(buf: bytes) -> str | None:
             return None
         data_at = at + size_at + length[1]
         if ident == 0x4282:  # DocType
-            return buf[data_at:data_at + length[0]].rstrip(b"\0").decode("ascii", "replace")
+            return buf[data_at : data_at + length[0]].rstrip(b"\0").decode("ascii", "replace")
         at = data_at + length[0]
     return None
 
@@ -228,7 +267,7 @@ def _ebml_doctype(buf: bytes) -> str | None:
 def _sniff_ftyp(head: bytes) -> str | None:
     (size,) = struct.unpack(">I", head[:4])
     end = min(size if size >= 16 else 16, len(head))
-    brands = [head[8:12]] + [head[i:i + 4] for i in range(16, end - 3, 4)]
+    brands = [head[8:12]] + [head[i : i + 4] for i in range(16, end - 3, 4)]
     for brand in brands:
         if brand in _UNSUPPORTED_BRANDS:
             return None
@@ -264,7 +303,7 @@ def sniff(head: bytes) -> str | None:
             return "video/x-msvideo"
         return None
     if head.startswith(b"OggS") and len(head) >= 28:
-        first = head[27 + head[26]:]
+        first = head[27 + head[26] :]
         if first.startswith((b"OpusHead", b"\x01vorbis", b"Speex   ", b"\x7fFLAC")):
             return "audio/ogg"
         return None  # Theora video, or something else inside Ogg
@@ -306,9 +345,15 @@ class StreamInfo:
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
-        return {"type": self.type, "codec": self.codec, "width": self.width,
-                "height": self.height, "fps": self.fps, "sample_rate": self.sample_rate,
-                "channels": self.channels}
+        return {
+            "type": self.type,
+            "codec": self.codec,
+            "width": self.width,
+            "height": self.height,
+            "fps": self.fps,
+            "sample_rate": self.sample_rate,
+            "channels": self.channels,
+        }
 
 
 Gps = tuple[float, float] | tuple[float, float, float]
@@ -340,18 +385,27 @@ class MediaInfo:
         """JSON-ready form (times in RFC 3339, GPS as {"lat", "lon", "alt"})."""
         gps = None
         if self.gps is not None:
-            gps = {"lat": self.gps[0], "lon": self.gps[1],
-                   "alt": self.gps[2] if len(self.gps) > 2 else None}
+            gps = {
+                "lat": self.gps[0],
+                "lon": self.gps[1],
+                "alt": self.gps[2] if len(self.gps) > 2 else None,
+            }
         created = None
         if self.creation_time is not None:
             created = self.creation_time.astimezone(UTC).isoformat().replace("+00:00", "Z")
         return {
-            "media_type": self.media_type, "kind": self.kind, "container": self.container,
-            "duration_s": self.duration_s, "width": self.width, "height": self.height,
-            "fps": self.fps, "creation_time": created,
-            "creation_time_local": self.creation_time_local, "gps": gps,
-            "streams": [s.as_dict() for s in self.streams], **({"extra": dict(self.extra)}
-                                                                if self.extra else {}),
+            "media_type": self.media_type,
+            "kind": self.kind,
+            "container": self.container,
+            "duration_s": self.duration_s,
+            "width": self.width,
+            "height": self.height,
+            "fps": self.fps,
+            "creation_time": created,
+            "creation_time_local": self.creation_time_local,
+            "gps": gps,
+            "streams": [s.as_dict() for s in self.streams],
+            **({"extra": dict(self.extra)} if self.extra else {}),
         }
 
 
@@ -368,8 +422,11 @@ def _iso6709_part(text: str, degree_digits: int) -> float | None:
     elif len(whole) == degree_digits + 2:  # ±DDMM.MMM
         value = int(whole[:degree_digits]) + (int(whole[degree_digits:]) + fraction) / 60
     elif len(whole) == degree_digits + 4:  # ±DDMMSS.SSS
-        value = (int(whole[:degree_digits]) + int(whole[degree_digits:degree_digits + 2]) / 60
-                 + (int(whole[degree_digits + 2:]) + fraction) / 3600)
+        value = (
+            int(whole[:degree_digits])
+            + int(whole[degree_digits : degree_digits + 2]) / 60
+            + (int(whole[degree_digits + 2 :]) + fraction) / 3600
+        )
     else:
         return None
     return sign * value
@@ -431,8 +488,10 @@ def _riff_check(path: Path, size: int) -> None:
     (declared,) = struct.unpack("<I", header[4:8])
     # 0 and 0xFFFFFFFF are placeholders of recorders that never went back to fill them in.
     if declared not in (0, 0xFFFFFFFF) and declared + 8 > size:
-        raise CorruptMedia(f"the file is truncated: its RIFF header declares {declared + 8} "
-                           f"bytes but it has {size}")
+        raise CorruptMedia(
+            f"the file is truncated: its RIFF header declares {declared + 8} "
+            f"bytes but it has {size}"
+        )
 
 
 def _leading_tags(path: Path) -> int:
@@ -458,7 +517,7 @@ def _mp3_declares_length(path: Path, tags: int) -> bool:
     mpeg1 = (frame[1] >> 3) & 3 == 3
     mono = frame[3] >> 6 == 3
     side_info = (17 if mono else 32) if mpeg1 else (9 if mono else 17)
-    return frame[4 + side_info:8 + side_info] in (b"Xing", b"Info") or frame[36:40] == b"VBRI"
+    return frame[4 + side_info : 8 + side_info] in (b"Xing", b"Info") or frame[36:40] == b"VBRI"
 
 
 def _av_error(exc: BaseException) -> str:
@@ -494,8 +553,11 @@ class _Scan:
     data_bytes: int = 0
 
 
-def _scan(container: av.container.InputContainer, streams: list[Any],
-          frame_ok: Callable[[bytes], bool] | None) -> _Scan:
+def _scan(
+    container: av.container.InputContainer,
+    streams: list[Any],
+    frame_ok: Callable[[bytes], bool] | None,
+) -> _Scan:
     scan = _Scan()
     try:
         for packet in container.demux(*streams):
@@ -506,8 +568,9 @@ def _scan(container: av.container.InputContainer, streams: list[Any],
             index = packet.stream.index
             count = scan.packets[index] = scan.packets.get(index, 0) + 1
             if frame_ok is not None and not frame_ok(bytes(packet)):
-                raise CorruptMedia(f"the file is truncated or damaged: packet {count} is not "
-                                   "one whole audio frame")
+                raise CorruptMedia(
+                    f"the file is truncated or damaged: packet {count} is not one whole audio frame"
+                )
             scan.data_bytes += packet.size
             if packet.pts is not None:
                 end = float((packet.pts + (packet.duration or 0)) * packet.time_base)
@@ -517,8 +580,14 @@ def _scan(container: av.container.InputContainer, streams: list[Any],
     return scan
 
 
-def _check_complete(container: av.container.InputContainer, streams: list[Any], scan: _Scan,
-                    demuxer: str, declares_length: bool, payload: int) -> float | None:
+def _check_complete(
+    container: av.container.InputContainer,
+    streams: list[Any],
+    scan: _Scan,
+    demuxer: str,
+    declares_length: bool,
+    payload: int,
+) -> float | None:
     """Raise CorruptMedia if the data stops short of what the container declares."""
     if not scan.packets:
         raise CorruptMedia("the file holds no audio or video data")
@@ -526,19 +595,29 @@ def _check_complete(container: av.container.InputContainer, streams: list[Any], 
         for s in streams:
             got = scan.packets.get(s.index, 0)
             if s.frames and got < s.frames:
-                raise CorruptMedia(f"the file is truncated: track {s.index} lists {s.frames} "
-                                   f"samples but {got} could be read")
+                raise CorruptMedia(
+                    f"the file is truncated: track {s.index} lists {s.frames} "
+                    f"samples but {got} could be read"
+                )
     start = (container.start_time or 0) / av.time_base
     observed = max(scan.ends.values()) - start if scan.ends else None
     declared = container.duration / av.time_base if container.duration else None
-    if (declares_length and declared is not None and observed is not None
-            and observed < declared - max(0.5, 0.01 * declared)):
-        raise CorruptMedia(f"the file is truncated or damaged: it declares {declared:.2f} s "
-                           f"but its data ends at {observed:.2f} s")
+    if (
+        declares_length
+        and declared is not None
+        and observed is not None
+        and observed < declared - max(0.5, 0.01 * declared)
+    ):
+        raise CorruptMedia(
+            f"the file is truncated or damaged: it declares {declared:.2f} s "
+            f"but its data ends at {observed:.2f} s"
+        )
     if not declares_length:
         if scan.data_bytes < _MIN_PACKET_SHARE * payload:
-            raise CorruptMedia(f"the file is damaged: only {scan.data_bytes} of its {payload} "
-                               "bytes of audio are audio frames")
+            raise CorruptMedia(
+                f"the file is damaged: only {scan.data_bytes} of its {payload} "
+                "bytes of audio are audio frames"
+            )
         return observed
     return declared if declared is not None else observed
 
@@ -552,21 +631,25 @@ def _probe_av(path: Path, spec: MediaType) -> MediaInfo:
         _top_level_boxes(path, size, spec.media_type)
     tags = _leading_tags(path) if demuxer in ("mp3", "aac") else 0
     declares_length = demuxer in _DECLARED_LENGTH or (
-        demuxer == "mp3" and _mp3_declares_length(path, tags))
+        demuxer == "mp3" and _mp3_declares_length(path, tags)
+    )
     try:
         container = av.open(str(path), mode="r", format=spec.demuxer, metadata_errors="replace")
     except (av.FFmpegError, OSError, ValueError, EOFError) as exc:
-        raise CorruptMedia(f"the file cannot be read as {spec.media_type}: "
-                           f"{_av_error(exc)}") from exc
+        raise CorruptMedia(
+            f"the file cannot be read as {spec.media_type}: {_av_error(exc)}"
+        ) from exc
     with container:
         attached = av.stream.Disposition.attached_pic
-        streams = [s for s in container.streams
-                   if s.type in ("audio", "video") and not s.disposition & attached]
+        streams = [
+            s
+            for s in container.streams
+            if s.type in ("audio", "video") and not s.disposition & attached
+        ]
         if not streams:
             raise CorruptMedia(f"the file holds no audio or video stream ({spec.media_type})")
         scan = _scan(container, streams, _FRAME_CHECKS.get(spec.media_type))
-        duration = _check_complete(container, streams, scan, demuxer, declares_length,
-                                   size - tags)
+        duration = _check_complete(container, streams, scan, demuxer, declares_length, size - tags)
         infos = tuple(_stream_info(s) for s in streams)
         metadata = {**_stream_metadata(streams), **dict(container.metadata)}
         container_name = container.format.name
@@ -584,10 +667,16 @@ def _probe_av(path: Path, spec: MediaType) -> MediaInfo:
         if key in metadata and (gps := parse_iso6709(metadata[key])) is not None:
             break
     return MediaInfo(
-        media_type=media_type, kind=MEDIA_TYPES[media_type].kind, container=container_name,
-        duration_s=round(duration, 3) if duration is not None else None, streams=infos,
-        width=video.width if video else None, height=video.height if video else None,
-        fps=video.fps if video else None, creation_time=created, gps=gps,
+        media_type=media_type,
+        kind=MEDIA_TYPES[media_type].kind,
+        container=container_name,
+        duration_s=round(duration, 3) if duration is not None else None,
+        streams=infos,
+        width=video.width if video else None,
+        height=video.height if video else None,
+        fps=video.fps if video else None,
+        creation_time=created,
+        gps=gps,
     )
 
 
@@ -605,10 +694,16 @@ def _stream_info(stream: Any) -> StreamInfo:
     if stream.type == "video":
         rate = stream.average_rate or stream.guessed_rate
         fps = _float(rate)
-        return StreamInfo("video", codec, width=ctx.width or None, height=ctx.height or None,
-                          fps=round(fps, 3) if fps else None)
-    return StreamInfo("audio", codec, sample_rate=ctx.sample_rate or None,
-                      channels=ctx.channels or None)
+        return StreamInfo(
+            "video",
+            codec,
+            width=ctx.width or None,
+            height=ctx.height or None,
+            fps=round(fps, 3) if fps else None,
+        )
+    return StreamInfo(
+        "audio", codec, sample_rate=ctx.sample_rate or None, channels=ctx.channels or None
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -703,8 +798,15 @@ def _probe_raster(path: Path, spec: MediaType) -> MediaInfo:
             return _probe_raster_strict(path, spec, fmt)
     except Image.DecompressionBombError as exc:
         raise UnsupportedMedia(f"the image is too large to check: {exc}") from exc
-    except (OSError, SyntaxError, ValueError, EOFError, struct.error, IndexError,
-            UnidentifiedImageError) as exc:
+    except (
+        OSError,
+        SyntaxError,
+        ValueError,
+        EOFError,
+        struct.error,
+        IndexError,
+        UnidentifiedImageError,
+    ) as exc:
         # Pillow's messages name the file: keep server paths out of what the user reads.
         reason = str(exc).replace(str(path), path.name)
         raise CorruptMedia(f"the file cannot be read as {spec.media_type}: {reason}") from exc
@@ -720,9 +822,16 @@ def _probe_raster_strict(path: Path, spec: MediaType, fmt: str) -> MediaInfo:
             im.draft("RGB", (max(1, width // 8), max(1, height // 8)))
         im.load()  # decodes every byte: a truncated or damaged image fails here
     created, local, gps = _exif_claims(exif)
-    return MediaInfo(media_type=spec.media_type, kind="image", container=fmt.lower(),
-                     width=width, height=height, creation_time=created,
-                     creation_time_local=local, gps=gps)
+    return MediaInfo(
+        media_type=spec.media_type,
+        kind="image",
+        container=fmt.lower(),
+        width=width,
+        height=height,
+        creation_time=created,
+        creation_time_local=local,
+        gps=gps,
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -737,12 +846,12 @@ def _boxes(buf: bytes, start: int = 0, end: int | None = None) -> Iterator[tuple
     end = len(buf) if end is None else end
     at = start
     while at + 8 <= end:
-        size, kind = struct.unpack(">I4s", buf[at:at + 8])
+        size, kind = struct.unpack(">I4s", buf[at : at + 8])
         header = 8
         if size == 1:
             if at + 16 > end:
                 raise CorruptMedia("a HEIF box header is cut short")
-            (size,) = struct.unpack(">Q", buf[at + 8:at + 16])
+            (size,) = struct.unpack(">Q", buf[at + 8 : at + 16])
             header = 16
         elif size == 0:
             size = end - at
@@ -759,7 +868,7 @@ def _uint(buf: bytes, at: int, size: int) -> tuple[int, int]:
         return 0, at
     if at + size > len(buf):
         raise CorruptMedia("a HEIF box is cut short")
-    return int.from_bytes(buf[at:at + size], "big"), at + size
+    return int.from_bytes(buf[at : at + size], "big"), at + size
 
 
 @dataclass
@@ -788,7 +897,7 @@ def _parse_meta(meta: bytes, meta_offset: int) -> _Heif:
                     continue
                 id_size = 2 if body[s2] == 2 else 4
                 item_id, at = _uint(body, s2 + 4, id_size)
-                heif.items[item_id] = body[at + 2:at + 6].decode("latin-1")
+                heif.items[item_id] = body[at + 2 : at + 6].decode("latin-1")
         elif kind == "iloc":
             _parse_iloc(body, heif)
         elif kind == "idat":
@@ -875,8 +984,9 @@ def _top_level_boxes(path: Path, size: int, label: str) -> list[tuple[str, int, 
                 raise CorruptMedia(f"the {label} file ends inside a box header")
             box_size, kind = struct.unpack(">I4s", header[:8])
             if not all(0x20 <= b <= 0x7E or b == 0xA9 for b in kind):
-                raise CorruptMedia(f"the {label} file is damaged: no box where one must be "
-                                   f"(at byte {at})")
+                raise CorruptMedia(
+                    f"the {label} file is damaged: no box where one must be (at byte {at})"
+                )
             head_len = 8
             if box_size == 1:
                 if len(header) < 16:
@@ -914,8 +1024,7 @@ def _probe_heic(path: Path, spec: MediaType) -> MediaInfo:
     for item_id, extents in heif.extents.items():
         for method, offset, length in extents:
             if method == 0 and offset + length > size:
-                raise CorruptMedia(f"the HEIF file is truncated: item {item_id} lies past "
-                                   "its end")
+                raise CorruptMedia(f"the HEIF file is truncated: item {item_id} lies past its end")
             if method == 1 and (heif.idat is None or offset + length > heif.idat[1]):
                 raise CorruptMedia(f"the HEIF item {item_id} lies outside its idat box")
     if heif.primary not in heif.extents:
@@ -933,15 +1042,22 @@ def _probe_heic(path: Path, spec: MediaType) -> MediaInfo:
             (skip,) = struct.unpack(">I", data[:4])  # offset of the TIFF header
             exif = Image.Exif()
             try:
-                exif.load(data[4 + skip:])
+                exif.load(data[4 + skip :])
                 created, local, gps = _exif_claims(exif)
             except (SyntaxError, ValueError, struct.error, OSError, IndexError):
                 pass  # damaged Exif is a missing claim, not a damaged photo
     codec = "hevc" if heif.items[heif.primary] == "hvc1" else heif.items[heif.primary]
-    return MediaInfo(media_type=spec.media_type, kind="image", container="heif",
-                     streams=(StreamInfo("video", codec, width=width, height=height),),
-                     width=width, height=height, creation_time=created,
-                     creation_time_local=local, gps=gps)
+    return MediaInfo(
+        media_type=spec.media_type,
+        kind="image",
+        container="heif",
+        streams=(StreamInfo("video", codec, width=width, height=height),),
+        width=width,
+        height=height,
+        creation_time=created,
+        creation_time_local=local,
+        gps=gps,
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -975,8 +1091,9 @@ def _probe_pdf(path: Path, spec: MediaType) -> MediaInfo:
                 if _XREF_TARGET.match(f.read(64)):
                     ok = True
         if not ok:
-            raise CorruptMedia("the PDF is damaged: startxref does not point at its "
-                               "cross-reference table")
+            raise CorruptMedia(
+                "the PDF is damaged: startxref does not point at its cross-reference table"
+            )
     name = f"pdf-{version.group(1).decode()}" if version else "pdf"
     return MediaInfo(media_type=spec.media_type, kind="document", container=name)
 

@@ -120,8 +120,12 @@ class BlobWriter(Protocol):
     def __enter__(self) -> BlobWriter:
         """Return the writer."""
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         """Abort unless committed."""
 
 
@@ -133,8 +137,13 @@ class BlobStore(Protocol):
     def writer(self) -> BlobWriter:
         """Start an upload."""
 
-    def ingest(self, source: Source, *, validate: Validator | None = None,
-               inspect_head: Callable[[bytes], object] | None = None) -> StoredBlob:
+    def ingest(
+        self,
+        source: Source,
+        *,
+        validate: Validator | None = None,
+        inspect_head: Callable[[bytes], object] | None = None,
+    ) -> StoredBlob:
         """Write a whole stream and commit it (see LocalBlobStore.ingest)."""
 
     def exists(self, sha256: str) -> bool:
@@ -184,8 +193,7 @@ class _Flusher:
         if self._unflushed >= _FLUSH_EVERY:
             self._unflushed = 0
             if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="blob-flusher",
-                                                daemon=True)
+                self._thread = threading.Thread(target=self._run, name="blob-flusher", daemon=True)
                 self._thread.start()
             self._wake.set()
 
@@ -213,8 +221,7 @@ class LocalBlobWriter:
     def __init__(self, store: LocalBlobStore) -> None:
         self._store = store
         try:
-            fd, name = tempfile.mkstemp(prefix=_TEMP_PREFIX, suffix=_TEMP_SUFFIX,
-                                        dir=store.tmp_dir)
+            fd, name = tempfile.mkstemp(prefix=_TEMP_PREFIX, suffix=_TEMP_SUFFIX, dir=store.tmp_dir)
         except OSError as exc:
             raise _storage_error(exc, "creating a temporary file") from exc
         self._fd = fd
@@ -314,8 +321,12 @@ class LocalBlobWriter:
     def __enter__(self) -> LocalBlobWriter:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         if self._state != "committed":
             self.abort()
 
@@ -345,9 +356,14 @@ class LocalBlobStore:
         """Start an upload: ``with store.writer() as w: w.write(...); blob = w.commit()``."""
         return LocalBlobWriter(self)
 
-    def ingest(self, source: Source, *, validate: Validator | None = None,
-               inspect_head: Callable[[bytes], object] | None = None,
-               chunk_size: int = CHUNK_SIZE) -> StoredBlob:
+    def ingest(
+        self,
+        source: Source,
+        *,
+        validate: Validator | None = None,
+        inspect_head: Callable[[bytes], object] | None = None,
+        chunk_size: int = CHUNK_SIZE,
+    ) -> StoredBlob:
         """Write a whole stream (a binary file object, an iterable of chunks, or one buffer)
         and commit it.
 
@@ -368,8 +384,7 @@ class LocalBlobStore:
                 inspect_head(w.head)
             return w.commit(validate)
 
-    def _chunks(self, source: Source, w: LocalBlobWriter,
-                chunk_size: int) -> Iterator[bytes]:
+    def _chunks(self, source: Source, w: LocalBlobWriter, chunk_size: int) -> Iterator[bytes]:
         if isinstance(source, bytes):
             yield source  # one buffer, not an iterable of ints
             return
@@ -429,8 +444,7 @@ class LocalBlobStore:
             if not created:
                 stored = dest.stat().st_size
                 if stored != digests.size:
-                    raise BlobAltered(digests.sha256,
-                                      f"it has {stored} bytes, not {digests.size}")
+                    raise BlobAltered(digests.sha256, f"it has {stored} bytes, not {digests.size}")
             temp.unlink(missing_ok=True)
             _fsync_dir(dest.parent)
         except OSError as exc:

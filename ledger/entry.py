@@ -71,9 +71,50 @@ def encode_entry(
         "payload": payload,
     }
     try:
-        return rfc8785.dumps(body)
+        return canonical_json(body)
     except (rfc8785.CanonicalizationError, TypeError, ValueError) as e:
         raise EntryError(f"payload cannot be written as canonical JSON: {e}") from e
+
+
+_MAX_SAFE_INT = 2**53 - 1
+_NON_BMP_STR = re.compile("[\U00010000-\U0010ffff\ud800-\udfff]")
+
+
+def _plain(value: Any) -> bool:
+    """True when sorted compact json.dumps writes ``value`` exactly as RFC 8785 does: no
+    floats, integers within I-JSON's range, and no string with characters outside the BMP
+    (RFC 8785 sorts keys by UTF-16 code units, Python by code points; they differ only
+    there) or lone surrogates."""
+    if isinstance(value, str):
+        return _NON_BMP_STR.search(value) is None
+    if isinstance(value, bool) or value is None:
+        return True
+    if isinstance(value, int):
+        return -_MAX_SAFE_INT <= value <= _MAX_SAFE_INT
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _plain(k) and _plain(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return all(_plain(v) for v in value)
+    return False
+
+
+def canonical_json(value: Any) -> bytes:
+    """RFC 8785 canonical JSON; the common case (no floats) without the slow general path."""
+    if _plain(value):
+        return json.dumps(
+            value, ensure_ascii=False, separators=(",", ":"), sort_keys=True, allow_nan=False
+        ).encode()
+    return bytes(rfc8785.dumps(value))
+
+
+def check_entry(type: str, payload: dict[str, Any]) -> None:
+    """Refuse what ``encode_entry`` would refuse, cheaply for the common case."""
+    if type not in ENTRY_TYPES:
+        raise EntryError(f"unknown entry type {type!r}")
+    if not isinstance(payload, dict):
+        raise EntryError("payload must be an object")
+    if not _plain(payload):
+        encode_entry(index=0, type=type, time="", actor="", prev=ZERO_HASH, payload=payload)
 
 
 def _is_canonical(obj: dict[str, Any], data: bytes, *, has_floats: bool) -> bool:

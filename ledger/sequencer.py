@@ -10,6 +10,7 @@ the log head after taking it, so the chain cannot fork.
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +19,7 @@ from sqlalchemy import Connection, Engine, insert, select, text
 from core.clock import Clock, rfc3339
 from core.db import write_engine
 from ledger import merkle
-from ledger.entry import ZERO_HASH, encode_entry
+from ledger.entry import ZERO_HASH, check_entry, encode_entry
 from ledger.models import Entry
 from ledger.tree import store_completed_nodes
 
@@ -68,11 +69,23 @@ class Sequencer:
         self._lock = threading.Lock()
         self._pending: list[_Request] = []
         self._leader_active = False
+        self._last_batch = 0
+
+    def _gather(self, *, quiet: float = 0.0003, limit: float = 0.002) -> None:
+        deadline = time.monotonic() + limit
+        seen = -1
+        while time.monotonic() < deadline:
+            with self._lock:
+                n = len(self._pending)
+            if n == seen or n >= self.max_batch:
+                return
+            seen = n
+            time.sleep(quiet)
 
     def append(self, type: str, actor: str, payload: dict[str, Any]) -> Appended:
         """Append one entry durably; returns once its transaction has committed."""
         # Refuse a bad entry here, in the caller's thread, so it never fails someone's batch.
-        encode_entry(index=0, type=type, time="", actor=actor, prev=ZERO_HASH, payload=payload)
+        check_entry(type, payload)
         req = _Request(type, actor, payload)
         with self._lock:
             self._pending.append(req)
@@ -99,23 +112,21 @@ class Sequencer:
         for start in range(0, len(items), self.max_batch):
             chunk = [_Request(t, a, p) for t, a, p in items[start : start + self.max_batch]]
             for req in chunk:
-                encode_entry(
-                    index=0,
-                    type=req.type,
-                    time="",
-                    actor=req.actor,
-                    prev=ZERO_HASH,
-                    payload=req.payload,
-                )
+                check_entry(req.type, req.payload)
             out.extend(self._commit(chunk))
         return out
 
     def _lead(self) -> None:
+        if self._last_batch > 1:
+            # Under load, the threads released by the previous group come back within
+            # microseconds: wait briefly so they join this group instead of the next.
+            self._gather()
         with self._lock:
             batch = self._pending[: self.max_batch]
             del self._pending[: self.max_batch]
         try:
             results = self._commit(batch)
+            self._last_batch = len(batch)
         except BaseException as e:
             for req in batch:
                 req.error = e
@@ -146,14 +157,14 @@ class Sequencer:
                 index, prev, last_time = int(head.idx) + 1, bytes(head.leaf_hash).hex(), head.time
             old_size = index
             # Entry times never go backwards, even if a host clock does.
-            time = max(rfc3339(self.clock.now()), last_time)
+            stamp = max(rfc3339(self.clock.now()), last_time)
             rows = []
             out = []
             for req in batch:
                 data = encode_entry(
                     index=index,
                     type=req.type,
-                    time=time,
+                    time=stamp,
                     actor=req.actor,
                     prev=prev,
                     payload=req.payload,
@@ -163,13 +174,13 @@ class Sequencer:
                     {
                         "idx": index,
                         "type": req.type,
-                        "time": time,
+                        "time": stamp,
                         "actor": req.actor,
                         "leaf_hash": leaf,
                         "data": data,
                     }
                 )
-                out.append(Appended(index=index, leaf_hash=leaf, data=data, time=time))
+                out.append(Appended(index=index, leaf_hash=leaf, data=data, time=stamp))
                 prev = leaf.hex()
                 index += 1
             conn.execute(insert(Entry), rows)

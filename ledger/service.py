@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, insert, select, text
+from sqlalchemy import Connection, Engine, insert, select, text
 
 from core.clock import Clock, SystemClock, aware
 from core.db import write_engine
@@ -157,19 +157,31 @@ class Ledger:
 
     def prove_inclusion(self, index: int, size: int | None = None) -> tuple[int, list[bytes]]:
         """(tree size, proof) of entry ``index`` against the stored checkpoint of ``size``."""
-        cp = self.checkpoint_at(size)
-        if not 0 <= index < cp.size:
-            raise EntryNotFound(f"entry {index} is not in the checkpoint of size {cp.size}")
         with self.engine.connect() as conn:
-            return cp.size, TreeReader(conn, cp.size, self.tiles).inclusion_proof(index)
+            cp = self._checkpoint_size(conn, size)
+            if not 0 <= index < cp:
+                raise EntryNotFound(f"entry {index} is not in the checkpoint of size {cp}")
+            return cp, TreeReader(conn, cp, self.tiles).inclusion_proof(index)
+
+    def _checkpoint_size(self, conn: Connection, size: int | None) -> int:
+        stmt = select(StoredCheckpoint.size)
+        if size is None:
+            found = conn.execute(stmt.order_by(StoredCheckpoint.size.desc()).limit(1)).scalar()
+            if found is None:
+                raise CheckpointNotFound("the log has no checkpoint yet")
+        else:
+            found = conn.execute(stmt.where(StoredCheckpoint.size == size)).scalar()
+            if found is None:
+                raise CheckpointNotFound(f"no stored checkpoint of size {size}")
+        return int(found)
 
     def prove_consistency(self, old: int, new: int) -> list[bytes]:
         """RFC 9162 consistency proof between two stored checkpoints."""
-        self.checkpoint_at(old)
-        self.checkpoint_at(new)
-        if not 0 < old <= new:
-            raise LedgerError("a consistency proof needs 0 < OLD <= NEW")
         with self.engine.connect() as conn:
+            self._checkpoint_size(conn, old)
+            self._checkpoint_size(conn, new)
+            if not 0 < old <= new:
+                raise LedgerError("a consistency proof needs 0 < OLD <= NEW")
             return TreeReader(conn, new, self.tiles).consistency_proof(old, new)
 
     def root(self, size: int) -> bytes:
@@ -436,5 +448,3 @@ def _token(obj: Any) -> TimestampToken:
         ca_pem=obj.ca_pem,
         created_at=aware(obj.created_at),
     )
-
-

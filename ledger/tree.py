@@ -34,22 +34,28 @@ def _tile_levels(hashes: Sequence[bytes]) -> list[list[bytes]]:
 
 
 class TileCache:
-    """An LRU of computed tiles; only full tiles go in (they never change)."""
+    """An LRU of computed tiles. Stored hashes never change, so a tile read at any width stays
+    right; a partial tile is replaced when a wider read of it is made."""
 
     def __init__(self, capacity: int = 2048) -> None:
         self.capacity = capacity
         self._tiles: OrderedDict[tuple[int, int], list[list[bytes]]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: tuple[int, int]) -> list[list[bytes]] | None:
+    def get(self, key: tuple[int, int], need: int = TILE_WIDTH) -> list[list[bytes]] | None:
+        """The cached tile if it holds at least ``need`` hashes at its bottom row."""
         with self._lock:
             tile = self._tiles.get(key)
-            if tile is not None:
-                self._tiles.move_to_end(key)
+            if tile is None or len(tile[0]) < need:
+                return None
+            self._tiles.move_to_end(key)
             return tile
 
     def put(self, key: tuple[int, int], tile: list[list[bytes]]) -> None:
         with self._lock:
+            old = self._tiles.get(key)
+            if old is not None and len(old[0]) >= len(tile[0]):
+                return
             self._tiles[key] = tile
             self._tiles.move_to_end(key)
             while len(self._tiles) > self.capacity:
@@ -68,7 +74,7 @@ def read_row(conn: Connection, level: int, start: int, stop: int) -> list[bytes]
             .where(Node.level == level, Node.idx >= start, Node.idx < stop)
             .order_by(Node.idx)
         )
-    return [bytes(h) for h in conn.execute(stmt).scalars()]
+    return [bytes(h) for h in conn.execute(stmt).scalars().all()]
 
 
 class TreeReader:
@@ -87,7 +93,7 @@ class TreeReader:
     def _tile(self, tile_level: int, tile_index: int, need: int) -> list[list[bytes]]:
         key = (tile_level, tile_index)
         if self.cache is not None:
-            hit = self.cache.get(key)
+            hit = self.cache.get(key, need)
             if hit is not None:
                 return hit
         local = self._partial.get(key)
@@ -104,7 +110,7 @@ class TreeReader:
                 f"tile {tile_level}/{tile_index}: {len(row)} stored hashes, {need} needed"
             )
         tile = _tile_levels(row)
-        if len(row) == TILE_WIDTH and self.cache is not None:
+        if self.cache is not None:
             self.cache.put(key, tile)
         else:
             self._partial[key] = tile
