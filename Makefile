@@ -23,9 +23,13 @@ $(STAMP): pyproject.toml requirements/runtime.txt requirements/dev.txt scripts/s
 	$(BIN)/pip install -q --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
+# `run` starts an embedded worker (face checks, bundle exports) beside the server and stops it
+# with the server; jobs it leaves unfinished are picked up by the next worker.
 run: install
 	$(BIN)/tiezheng init
 	$(BIN)/tiezheng user add admin --role admin --if-missing
+	$(BIN)/tiezheng worker & worker=$$!; \
+	trap 'kill $$worker 2>/dev/null; wait $$worker 2>/dev/null' EXIT INT TERM; \
 	$(BIN)/tiezheng serve --host $(HOST) --port $(PORT)
 
 test: install

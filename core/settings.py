@@ -11,6 +11,8 @@ from core.errors import ConfigError
 
 DEFAULT_ORIGIN = "tiezheng.local/log"
 DEFAULT_MAX_UPLOAD = 4 * 1024**3
+DEFAULT_QUEUE_NAME = "tiezheng"
+QUEUE_SCHEMES = ("redis://", "rediss://", "unix://")
 
 
 def _float(env: Mapping[str, str], name: str, default: float) -> float:
@@ -56,6 +58,9 @@ class Settings:
     timestamp_wait: float = 10.0
     checkpoint_interval: float = 1.0
     max_upload: int = DEFAULT_MAX_UPLOAD
+    #: Task queue: None for the embedded SQLite queue in ``home``, else a Redis URL.
+    queue_url: str | None = None
+    queue_name: str = DEFAULT_QUEUE_NAME
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -75,6 +80,15 @@ class Settings:
         origin = env.get("TIEZHENG_LOG_ORIGIN") or DEFAULT_ORIGIN
         if any(c.isspace() for c in origin) or "+" in origin:
             raise ConfigError("TIEZHENG_LOG_ORIGIN must not contain spaces or '+'")
+        queue_url = env.get("TIEZHENG_QUEUE") or None
+        if queue_url is not None and not queue_url.startswith(QUEUE_SCHEMES):
+            raise ConfigError(
+                "TIEZHENG_QUEUE must be a Redis URL (redis://host:port/db, rediss://, unix://) "
+                f"or unset for the embedded queue; got {queue_url!r}"
+            )
+        queue_name = env.get("TIEZHENG_QUEUE_NAME") or DEFAULT_QUEUE_NAME
+        if not queue_name.isprintable() or any(c.isspace() for c in queue_name):
+            raise ConfigError("TIEZHENG_QUEUE_NAME must be printable and hold no spaces")
         return cls(
             home=home_path.absolute(),
             database_url=env.get("TIEZHENG_DATABASE_URL") or None,
@@ -85,6 +99,8 @@ class Settings:
             timestamp_wait=_float(env, "TIEZHENG_TIMESTAMP_WAIT", 10.0),
             checkpoint_interval=_float(env, "TIEZHENG_CHECKPOINT_INTERVAL", 1.0),
             max_upload=_int(env, "TIEZHENG_MAX_UPLOAD", DEFAULT_MAX_UPLOAD),
+            queue_url=queue_url,
+            queue_name=queue_name,
         )
 
     def with_home(self, home: Path) -> Settings:

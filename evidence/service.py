@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -31,6 +32,8 @@ from ledger.entry import decode_entry
 from ledger.errors import EntryNotFound
 from ledger.models import Entry
 from ledger.service import Ledger, Receipt
+
+log = logging.getLogger(__name__)
 
 KINDS = ("call", "visit", "document", "photo")
 # Which media families each kind of evidence may be (a visit is proven by video, a call by
@@ -151,6 +154,11 @@ def _stored_item(row: Any) -> EvidenceItem:
     return item
 
 
+#: Called after an upload is acknowledged with (receipt, kind, actor), e.g. to queue the face
+#: check of a visit video. A listener that fails is logged; it never fails the upload.
+AddListener = Callable[["EvidenceReceipt", str, str], None]
+
+
 class EvidenceService:
     def __init__(
         self,
@@ -164,6 +172,7 @@ class EvidenceService:
         self.ledger = ledger
         self.store = store
         self.clock = clock or SystemClock()
+        self.listeners: list[AddListener] = []
 
     # -- ingestion ---------------------------------------------------------------------------
 
@@ -244,7 +253,7 @@ class EvidenceService:
             checkpoint_size=cp.size,
             timestamp=self.ledger.wait_timestamp(cp.size),
         )
-        return EvidenceReceipt(
+        result = EvidenceReceipt(
             index=appended.index,
             sha256=blob.sha256,
             sm3=blob.sm3,
@@ -253,6 +262,12 @@ class EvidenceService:
             receipt=receipt,
             stored_new=blob.created,
         )
+        for listener in self.listeners:
+            try:
+                listener(result, kind, actor)
+            except Exception:  # the upload is acknowledged; follow-up work can be redone
+                log.exception("a listener of evidence entry %s failed", result.index)
+        return result
 
     def _index(
         self,

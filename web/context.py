@@ -21,6 +21,9 @@ from ledger.service import Ledger
 
 if TYPE_CHECKING:
     from evidence.bundle import BundleExporter
+    from evidence.facecheck import FaceService
+    from evidence.jobs import JobQueue
+    from evidence.service import EvidenceReceipt
 
 
 @dataclass
@@ -48,8 +51,34 @@ class AppContext:
 
     @cached_property
     def evidence(self) -> EvidenceService:
-        return EvidenceService(
+        service = EvidenceService(
             engine=self.engine, ledger=self.ledger, store=self.store, clock=self.clock
+        )
+        service.listeners.append(self._evidence_added)
+        return service
+
+    def _evidence_added(self, receipt: EvidenceReceipt, kind: str, actor: str) -> None:
+        # A visit video gets its automatic face check queued (never delaying the upload).
+        if kind == "visit":
+            self.faces.on_evidence_added(receipt, kind, actor)
+
+    @cached_property
+    def jobs(self) -> JobQueue:
+        from evidence.jobs import JobQueue
+
+        return JobQueue(settings=self.settings, engine=self.engine, clock=self.clock)
+
+    @cached_property
+    def faces(self) -> FaceService:
+        from evidence.facecheck import FaceService  # loads OpenCV: only when faces are used
+
+        return FaceService(
+            engine=self.engine,
+            ledger=self.ledger,
+            evidence=self.evidence,
+            keys_dir=self.settings.keys_dir,
+            jobs=self.jobs,
+            clock=self.clock,
         )
 
     @cached_property
