@@ -43,6 +43,9 @@ lint: install
 
 bench: install
 	$(BIN)/python benchmarks/bench_ledger.py
+	$(BIN)/python benchmarks/bench_ingest.py
+	$(BIN)/python benchmarks/bench_faces.py
+	$(BIN)/python benchmarks/bench_cases.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
