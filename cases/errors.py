@@ -19,3 +19,11 @@ class UnknownReference(InvalidCaseData):
 
 class CaseNotFound(NotFoundError, CaseError):
     """No case with that reference."""
+
+
+class ImportRejected(InvalidCaseData):
+    """An import found problems and imported nothing; ``problems`` lists (where, message)."""
+
+    def __init__(self, message: str, problems: list[tuple[str, str]]) -> None:
+        super().__init__(message)
+        self.problems = problems

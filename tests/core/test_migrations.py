@@ -5,10 +5,12 @@ from __future__ import annotations
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
+import cases.models  # noqa: F401 - registers the case tables on Base.metadata
 import evidence.models  # noqa: F401 - registers the evidence tables on Base.metadata
 import ledger.models  # noqa: F401
 from core.db import Base
 from core.migrate import current_revisions, head_revisions, upgrade
+from evidence import face_models, jobs  # noqa: F401 - registers the face and job tables
 from web.context import AppContext
 
 
