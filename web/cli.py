@@ -748,7 +748,7 @@ def bundle_verify(file: Path, vkey: str | None, tsa_ca: Path | None, as_json: bo
 
 # Command groups of other feature areas live in their own modules (web/cli_<area>.py); each
 # adds its group to ``cli`` when imported.
-for _module in ("web.cli_cases", "web.cli_faces"):
+for _module in ("web.cli_cases", "web.cli_cases_work", "web.cli_faces"):
     try:
         importlib.import_module(_module)
     except ModuleNotFoundError as _e:
