@@ -79,8 +79,34 @@ def receipt_dict(r: Receipt) -> dict[str, Any]:
     }
 
 
+# Command groups of other feature areas live in their own modules (web/cli_<area>.py); each
+# adds its commands to ``cli`` (or to a group here) when imported. They are imported only when
+# one of their commands is asked for, so that e.g. `evidence add` does not pay for loading the
+# face engine, the case module and their libraries.
+LAZY_COMMANDS: dict[str, tuple[str, ...]] = {
+    "cases": ("web.cli_cases", "web.cli_cases_work"),
+    "faces": ("web.cli_faces",),
+    "jobs": ("web.cli_faces",),
+    "worker": ("web.cli_faces",),
+    "bundle": ("web.cli_faces",),  # adds `bundle enqueue`
+}
+
+
+def _load(modules: tuple[str, ...]) -> None:
+    for module in modules:
+        importlib.import_module(module)
+
+
 class TiezhengGroup(click.Group):
-    """Maps domain errors to one line on stderr and their exit code."""
+    """Maps domain errors to one line on stderr and their exit code; loads areas on demand."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(LAZY_COMMANDS))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in LAZY_COMMANDS:
+            _load(LAZY_COMMANDS[cmd_name])
+        return super().get_command(ctx, cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -744,16 +770,6 @@ def bundle_verify(file: Path, vkey: str | None, tsa_ca: Path | None, as_json: bo
     emit(report.to_dict(), as_json, report.text().rstrip("\n"))
     if not report.ok:
         sys.exit(1)
-
-
-# Command groups of other feature areas live in their own modules (web/cli_<area>.py); each
-# adds its group to ``cli`` when imported.
-for _module in ("web.cli_cases", "web.cli_cases_work", "web.cli_faces"):
-    try:
-        importlib.import_module(_module)
-    except ModuleNotFoundError as _e:
-        if _e.name != _module:
-            raise
 
 
 def main(argv: list[str] | None = None) -> None:
