@@ -46,6 +46,7 @@ from core.db import transaction
 from core.errors import InputError, NotFoundError, TiezhengError
 from evidence.errors import EvidenceError
 from evidence.face_models import FaceCheck, FaceEnrolment, FacePerson, FaceTemplate
+from evidence.facejobs import JOB_TYPE, auto_check_key
 from evidence.facekeys import (
     KEY_BYTES,
     FaceKeyError,
@@ -95,7 +96,6 @@ MAX_PHOTOS: Final = 10
 MAX_FPS: Final = 30.0
 CONSENT_PURPOSE: Final = "consent to face recognition (PIPL arts. 28-29)"
 ENCODER: Final = "dlib_face_recognition_resnet_model_v1"
-JOB_TYPE: Final = "face_check"
 PERSON_KEYS: Final = ("ref", "matched", "distance", "frames", "first_seen_s", "last_seen_s")
 
 
@@ -634,7 +634,7 @@ class FaceService:
             "automatic": automatic,
         }
         if automatic:
-            key = f"{JOB_TYPE}:auto:{index}"
+            key = auto_check_key(index)
         else:
             digest = hashlib.sha256(
                 json.dumps([params, hashes], sort_keys=True).encode()

@@ -269,6 +269,23 @@ def register(job_type: JobType) -> JobType:
     return job_type
 
 
+_DECLARED: dict[str, int] = {}
+
+
+def declare(name: str, *, max_attempts: int = DEFAULT_ATTEMPTS) -> None:
+    """Let producers submit jobs of ``name`` without importing the module that runs them
+    (workers import it when they run one); ``max_attempts`` must match its registration."""
+    _DECLARED[name] = max_attempts
+
+
+def _max_attempts(name: str) -> int:
+    if name in _TYPES:
+        return _TYPES[name].max_attempts
+    if name in _DECLARED:
+        return _DECLARED[name]
+    return job_type(name).max_attempts
+
+
 def register_module(module: str) -> None:
     """Name a module that registers job types when imported (imported on demand)."""
     if module not in _MODULES:
@@ -558,7 +575,7 @@ class JobQueue:
         An existing job that failed is queued again (a new set of attempts). ``send`` puts the
         message on the queue; without it the caller runs the job itself (:meth:`run`).
         """
-        jt = job_type(type)
+        max_attempts = _max_attempts(type)
         if not key or len(key) > KEY_MAX:
             raise InputError(f"a job key must have 1 to {KEY_MAX} characters")
         now = self.clock.now()
@@ -571,7 +588,7 @@ class JobQueue:
             "actor": actor,
             "state": "queued",
             "attempts": 0,
-            "max_attempts": jt.max_attempts,
+            "max_attempts": max_attempts,
             "progress_done": 0,
             "progress_total": None,
             "log_mark": 0 if last is None else int(last) + 1,

@@ -14,6 +14,7 @@ from core.clock import Clock, SystemClock
 from core.db import make_engine, transaction
 from core.errors import ConfigError
 from core.settings import Settings
+from evidence.media import MEDIA_TYPES
 from evidence.service import EvidenceService
 from evidence.store import LocalBlobStore
 from ledger.instance import open_ledger
@@ -59,8 +60,10 @@ class AppContext:
 
     def _evidence_added(self, receipt: EvidenceReceipt, kind: str, actor: str) -> None:
         # A visit video gets its automatic face check queued (never delaying the upload).
-        if kind == "visit":
-            self.faces.on_evidence_added(receipt, kind, actor)
+        if kind == "visit" and MEDIA_TYPES[receipt.media_type].kind == "video":
+            from evidence.facejobs import queue_auto_check  # light: not the face engine
+
+            queue_auto_check(self.jobs, receipt.index)
 
     @cached_property
     def jobs(self) -> JobQueue:

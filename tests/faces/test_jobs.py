@@ -281,3 +281,28 @@ def test_the_queue_setting(tmp_path: Path) -> None:
     assert (s.queue_url, s.queue_name) == (REDIS_URL, "q1")
     with pytest.raises(ConfigError, match="TIEZHENG_QUEUE must be a Redis URL"):
         Settings.from_env({**env, "TIEZHENG_QUEUE": "amqp://localhost"})
+
+
+def test_upload_queues_the_same_automatic_check_as_the_face_service() -> None:
+    # The upload path queues through evidence.facejobs (without loading the face engine); the
+    # face service's own automatic submission must describe the very same job.
+    from evidence.facejobs import auto_check_key, auto_check_params
+
+    assert auto_check_key(7) == "face_check:auto:7"
+    params = auto_check_params(7)
+    service_params = {
+        "evidence": 7,
+        "fps": 1.0,
+        "tolerance": 0.6,
+        "model": "hog",
+        "persons": [],
+        "automatic": True,
+    }
+    assert params == service_params
+    from evidence.facecheck import DEFAULT_TOLERANCE, check_parameters
+
+    assert check_parameters(1.0, DEFAULT_TOLERANCE, "hog") == (
+        params["fps"],
+        params["tolerance"],
+        params["model"],
+    )
