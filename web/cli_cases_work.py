@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -129,8 +130,9 @@ def cases_letter(
         assert case is not None and out is not None
         if not out.parent.is_dir():
             raise InvalidCaseData(f"{out.parent} is not a directory")
-        letter = letters.prepare(case, deadline=due)
-        issued = _issue(letters, letter, render_letter_pdf(letter), out, actor)
+        with _letters_lock(ctx):
+            letter = letters.prepare(case, deadline=due)
+            issued = _issue(letters, letter, render_letter_pdf(letter), out, actor)
         data = {**issued.as_dict(), "out": str(out)}
         text = _issued_text(issued, out)
         if config.default_channels:
@@ -140,17 +142,19 @@ def cases_letter(
     assert stage is not None and out_dir is not None
     if out_dir.exists() and not out_dir.is_dir():
         raise InvalidCaseData(f"{out_dir} is not a directory")
-    prepared, skipped = letters.prepare_stage(stage, deadline=due)
-    for letter in prepared:
-        if (out_dir / f"{letter.case}.pdf").is_dir():
-            raise InvalidCaseData(f"{out_dir / f'{letter.case}.pdf'} is a directory")
-    # Every letter is rendered before the first is written or logged: a failure leaves nothing.
-    rendered = [(letter, render_letter_pdf(letter)) for letter in prepared]
-    out_dir.mkdir(parents=True, exist_ok=True)
-    done: list[tuple[IssuedLetter, Path]] = []
-    for letter, pdf in rendered:
-        target = out_dir / f"{letter.case}.pdf"
-        done.append((_issue(letters, letter, pdf, target, actor), target))
+    with _letters_lock(ctx):
+        prepared, skipped = letters.prepare_stage(stage, deadline=due)
+        for letter in prepared:
+            if (out_dir / f"{letter.case}.pdf").is_dir():
+                raise InvalidCaseData(f"{out_dir / f'{letter.case}.pdf'} is a directory")
+        # Every letter is rendered before the first is written or logged: a failure leaves
+        # nothing.
+        rendered = [(letter, render_letter_pdf(letter)) for letter in prepared]
+        out_dir.mkdir(parents=True, exist_ok=True)
+        done: list[tuple[IssuedLetter, Path]] = []
+        for letter, pdf in rendered:
+            target = out_dir / f"{letter.case}.pdf"
+            done.append((_issue(letters, letter, pdf, target, actor), target))
     emit(
         {
             "stage": stage,
@@ -164,6 +168,14 @@ def cases_letter(
             + [f"{len(done)} letter(s) for stage {stage} in {out_dir}"]
         ),
     )
+
+
+def _letters_lock(ctx: AppContext) -> AbstractContextManager[None]:
+    """Letter numbers count the letters a case already has: numbering and issuing run under
+    one lock across processes, so two commands never give out the same number."""
+    from evidence.jobs import named_lock
+
+    return named_lock(ctx.engine, ctx.settings.home, "cases:letters")
 
 
 def _issue(

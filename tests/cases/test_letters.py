@@ -621,3 +621,34 @@ def test_bad_letter_requests_write_nothing(
     )
     assert "no case at stage mediation has anything to demand" in result.stderr
     assert state(ctx, work) == before
+
+
+def test_concurrent_letter_commands_get_distinct_numbers(
+    cases_imported: AppContext, tmp_path: Path
+) -> None:
+    """Four processes issuing a letter for one case at once: numbering and issuing share a
+    lock across processes, so every letter gets its own number (without the lock they all
+    counted the same earlier letters and took the same number)."""
+    import os
+    import sys
+
+    from tests.conftest import settings_env
+
+    env = {**os.environ, **settings_env(cases_imported.settings)}
+    exe = Path(sys.executable).with_name("tiezheng")
+    procs = [
+        subprocess.Popen(
+            [str(exe), "cases", "letter", "C-100", "--out", str(tmp_path / f"l{k}.pdf"), "--json"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for k in range(4)
+    ]
+    numbers = []
+    for p in procs:
+        out, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err
+        numbers.append(json.loads(out)["letter"])
+    assert sorted(numbers) == [f"CJ-C-100-00{k}" for k in range(1, 5)]
