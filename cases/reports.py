@@ -514,8 +514,8 @@ def load_records(
             ids = sorted({r.owner_id for r in rows})
             for start in range(0, len(ids), 1000):
                 chunk = ids[start : start + 1000]
-                for owner in conn.execute(select(owners).where(owners.c.id.in_(chunk))):
-                    tags[owner.id] = service.owner_tags(conn, owner, tags_on)
+                found = conn.execute(select(owners).where(owners.c.id.in_(chunk))).all()
+                tags.update(service.owner_tags_many(conn, found, tags_on))
     if case is not None:
         facts = {case: service.facts(case)}  # raises CaseNotFound for an unknown case
     else:

@@ -745,25 +745,40 @@ class CaseService:
 
     def owner_tags(self, conn: Connection, owner: Row[Any], on: dt.date) -> list[str]:
         """Stored and derived tags of an owner on ``on``, sorted."""
+        return self.owner_tags_many(conn, [owner], on)[owner.id]
+
+    def owner_tags_many(
+        self, conn: Connection, owners: Sequence[Row[Any]], on: dt.date
+    ) -> dict[int, list[str]]:
+        """Tags of many owners in two queries (a report over 100,000 owners must not ask per
+        owner): owner id -> stored and derived tags on ``on``, sorted."""
+        ids = [o.id for o in owners]
         tags = OwnerTag.__table__
-        out = set(conn.execute(select(tags.c.tag).where(tags.c.owner_id == owner.id)).scalars())
-        age = age_on(on, owner.birth_date, owner.age, owner.age_recorded_on)
-        if age is not None and age >= ELDERLY_AGE:
-            out.add("elderly")
-        spells = 0
-        for case_id in conn.execute(
-            select(_CASES.c.id).where(_CASES.c.owner_id == owner.id)
-        ).scalars():
-            spells += _runs(
-                list(
-                    conn.execute(
-                        select(_ARREARS.c.period).where(_ARREARS.c.case_id == case_id)
-                    ).scalars()
-                )
-            )
-        if spells >= 2:
-            out.add("repeat_arrears")
-        return sorted(out)
+        stored: dict[int, set[str]] = {i: set() for i in ids}
+        for owner_id, tag in conn.execute(
+            select(tags.c.owner_id, tags.c.tag).where(tags.c.owner_id.in_(ids))
+        ):
+            stored[owner_id].add(tag)
+        periods: dict[tuple[int, int], list[str]] = {}
+        for owner_id, case_id, period in conn.execute(
+            select(_CASES.c.owner_id, _ARREARS.c.case_id, _ARREARS.c.period)
+            .join(_ARREARS, _ARREARS.c.case_id == _CASES.c.id)
+            .where(_CASES.c.owner_id.in_(ids))
+        ):
+            periods.setdefault((owner_id, case_id), []).append(period)
+        spells: dict[int, int] = {}
+        for (owner_id, _case), case_periods in periods.items():
+            spells[owner_id] = spells.get(owner_id, 0) + _runs(case_periods)
+        out: dict[int, list[str]] = {}
+        for owner in owners:
+            found = stored[owner.id]
+            age = age_on(on, owner.birth_date, owner.age, owner.age_recorded_on)
+            if age is not None and age >= ELDERLY_AGE:
+                found.add("elderly")
+            if spells.get(owner.id, 0) >= 2:
+                found.add("repeat_arrears")
+            out[owner.id] = sorted(found)
+        return out
 
     def show(self, ref: str, *, as_of: dt.date | None = None) -> dict[str, Any]:
         """A case for people: owner (phone and ID number masked), arrears, timeline,
