@@ -172,19 +172,33 @@ def _find_box(data: bytes, kind: bytes) -> bytes:
     return data[at:at + size]
 
 
+def _hevc_mp4(mp4: Path) -> bytes:
+    """One HEVC frame in an MP4. libx265 with its thread pools now and then fails with
+    FFmpeg's "patches welcome" error on this 2-core machine: run it single-threaded, and retry."""
+    for attempt in range(5):
+        try:
+            with av.open(str(mp4), mode="w", format="mp4") as c:
+                s = c.add_stream("libx265", rate=1)
+                s.width, s.height, s.pix_fmt = WIDTH, HEIGHT, "yuv420p"
+                s.options = {
+                    "preset": "ultrafast",
+                    "x265-params": "log-level=none:pools=none:frame-threads=1",
+                }
+                s.codec_tag = "hvc1"
+                frame = av.VideoFrame.from_ndarray(_frames(1)[0], format="rgb24")
+                frame.pts = 0
+                c.mux(s.encode(frame))
+                c.mux(s.encode(None))
+            return mp4.read_bytes()
+        except av.error.PatchWelcomeError:
+            if attempt == 4:
+                raise
+    raise AssertionError("unreachable")
+
+
 def make_heic(path: Path, scratch: Path) -> Path:
     """A single-image HEIF (ISO/IEC 23008-12) with HEVC coding and an Exif item."""
-    mp4 = scratch / "heic-source.mp4"
-    with av.open(str(mp4), mode="w", format="mp4") as c:
-        s = c.add_stream("libx265", rate=1)
-        s.width, s.height, s.pix_fmt = WIDTH, HEIGHT, "yuv420p"
-        s.options = {"preset": "ultrafast", "x265-params": "log-level=none"}
-        s.codec_tag = "hvc1"
-        frame = av.VideoFrame.from_ndarray(_frames(1)[0], format="rgb24")
-        frame.pts = 0
-        c.mux(s.encode(frame))
-        c.mux(s.encode(None))
-    source = mp4.read_bytes()
+    source = _hevc_mp4(scratch / "heic-source.mp4")
     hvcc = _find_box(source, b"hvcC")
     mdat = _find_box(source, b"mdat")
     image = mdat[8:]  # one sample: length-prefixed NAL units, exactly what HEIF stores
