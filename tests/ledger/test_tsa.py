@@ -655,7 +655,8 @@ def test_remote_tsa_down_fails_quickly(closed_url: str, openssl_rsa: OpenSSLTSA)
     started = time.monotonic()
     with pytest.raises(TimestampError) as caught:
         remote.stamp(DIGEST)
-    assert time.monotonic() - started < 2
+    # Refused at once: well within the 5 s timeout it was given (a bound, not a speed test).
+    assert time.monotonic() - started < 4
     assert closed_url in caught.value.message
     assert "refused" in caught.value.message.lower()
 
@@ -669,7 +670,7 @@ def test_remote_tsa_that_never_answers_times_out(openssl_rsa: OpenSSLTSA) -> Non
         started = time.monotonic()
         with pytest.raises(TimestampError, match=r"no answer within 0\.5 s"):
             remote.stamp(DIGEST)
-        assert time.monotonic() - started < 3
+        assert time.monotonic() - started < 4  # gave up after its timeout, not much later
 
 
 def test_remote_tsa_tries_urls_in_order(
