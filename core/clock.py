@@ -47,3 +47,8 @@ def aware(value: datetime) -> datetime:
     """A datetime read back from the database as UTC-aware (SQLite drops the zone; the
     project stores UTC only)."""
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def zulu(moment: datetime) -> str:
+    """An aware (or stored-UTC naive) time as RFC 3339 with ``Z``, for JSON output."""
+    return aware(moment).astimezone(UTC).isoformat().replace("+00:00", "Z")

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from core.clock import rfc3339
+from core.clock import rfc3339, zulu
 from evidence.catalogue import CatalogueInfo, CatalogueItem, render_html, render_pdf
 from evidence.errors import EvidenceError
 from evidence.models import EvidenceItem
@@ -72,10 +72,6 @@ class _Original:
 
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def _z(moment: Any) -> str:
-    return str(moment.isoformat().replace("+00:00", "Z"))
 
 
 def bundle_name(case: str) -> str:
@@ -181,23 +177,14 @@ class BundleExporter:
 
     def _expected_tsa_certs(self) -> tuple[str, str]:
         """The certificates of the TSA most likely to stamp the next checkpoint."""
-        for cp in reversed(self.ledger.checkpoints()[-50:]):
-            token = self.ledger.token(cp.size)
-            if token is not None and (self.ledger.tsa_label == token.tsa):
-                return token.ca_pem, token.tsa_pem
+        token = self.ledger.latest_token()
+        if token is not None and token.tsa == self.ledger.tsa_label:
+            return token.ca_pem, token.tsa_pem
         ca = self.builtin_tsa_dir / "ca.pem"
         tsa = self.builtin_tsa_dir / "tsa.pem"
         if ca.exists() and tsa.exists():
             return ca.read_text(), tsa.read_text()
         return "", ""
-
-    def _first_checkpoint(
-        self, index: int, checkpoints: list[StoredCheckpoint]
-    ) -> StoredCheckpoint | None:
-        for cp in checkpoints:
-            if cp.size > index:
-                return cp
-        return None
 
     def _build(
         self,
@@ -210,15 +197,14 @@ class BundleExporter:
     ) -> tuple[bytes, dict[str, bytes | _Original]]:
         """The listed files (path -> bytes, or Path of an original) and manifest.json."""
         listed: dict[str, bytes | _Original] = {}
-        checkpoints = self.ledger.checkpoints()
         created = rfc3339(self.ledger.clock.now())
         manifest_items = []
         catalogue_items = []
         entry_indexes: set[int] = set()
         for no, item in enumerate(items, start=1):
-            first = self._first_checkpoint(item.entry_index, checkpoints)
+            first = self.ledger.covering_checkpoint(item.entry_index)
             token = self.ledger.token(first.size) if first is not None else None
-            stamp = _z(token.gen_time) if token is not None else None
+            stamp = zulu(token.gen_time) if token is not None else None
             custody = [e.entry_index for e in self.evidence.custody(item.sha256)]
             entry_indexes.add(item.entry_index)
             entry_indexes.update(custody)
@@ -234,7 +220,7 @@ class BundleExporter:
                     "case": item.case_ref,
                     "filename": item.filename,
                     "purpose": item.purpose,
-                    "uploaded": _z(item.uploaded_at),
+                    "uploaded": zulu(item.uploaded_at),
                     "checkpoint_size": first.size if first is not None else None,
                     "timestamp": stamp,
                     "custody": custody,
@@ -247,7 +233,7 @@ class BundleExporter:
                     index=item.entry_index,
                     kind=item.kind,
                     case=item.case_ref,
-                    uploaded=_z(item.uploaded_at),
+                    uploaded=zulu(item.uploaded_at),
                     sha256=item.sha256,
                     sm3=item.sm3,
                     size=item.size,
@@ -266,12 +252,8 @@ class BundleExporter:
             ).encode()
         for index in sorted(entry_indexes):
             listed[f"entries/{index}.json"] = self.ledger.entry(index)
-        latest_stamp = None
-        for cp in reversed(checkpoints[-50:]):
-            token = self.ledger.token(cp.size)
-            if token is not None:
-                latest_stamp = _z(token.gen_time)
-                break
+        latest = self.ledger.latest_token()
+        latest_stamp = zulu(latest.gen_time) if latest is not None else None
         info = CatalogueInfo(
             case=case,
             origin=self.origin,

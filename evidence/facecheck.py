@@ -41,7 +41,7 @@ from numpy.typing import NDArray
 from sqlalchemy import Engine, delete, insert, select, update
 
 from core.accounts import SYSTEM_ACTOR, AccountService
-from core.clock import Clock, SystemClock, aware
+from core.clock import Clock, SystemClock, aware, zulu
 from core.db import transaction
 from core.errors import InputError, NotFoundError, TiezhengError
 from evidence.errors import EvidenceError
@@ -206,7 +206,7 @@ class PersonInfo:
             "status": self.status,
             "templates": self.templates,
             "enrolments": self.enrolments,
-            "enrolled_at": self.enrolled_at.isoformat().replace("+00:00", "Z"),
+            "enrolled_at": zulu(self.enrolled_at),
             "withdrawal": self.withdrawal_index,
         }
 

@@ -58,7 +58,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
-from core.clock import Clock, SystemClock, aware
+from core.clock import Clock, SystemClock, aware, zulu
 from core.db import Base
 from core.errors import InputError, NotFoundError, TiezhengError
 from core.settings import Settings
@@ -143,7 +143,7 @@ class UnknownJobType(JobError):
 
 
 def _z(moment: datetime | None) -> str | None:
-    return None if moment is None else aware(moment).isoformat().replace("+00:00", "Z")
+    return None if moment is None else zulu(moment)
 
 
 @dataclass(frozen=True)

@@ -57,6 +57,7 @@ from typing import Any, Literal
 import av
 from PIL import Image, ImageFile, UnidentifiedImageError
 
+from core.clock import zulu
 from core.errors import NotFoundError
 from evidence.errors import CorruptMedia, StorageError, UnsupportedMedia
 
@@ -392,7 +393,7 @@ class MediaInfo:
             }
         created = None
         if self.creation_time is not None:
-            created = self.creation_time.astimezone(UTC).isoformat().replace("+00:00", "Z")
+            created = zulu(self.creation_time)
         return {
             "media_type": self.media_type,
             "kind": self.kind,

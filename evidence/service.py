@@ -20,7 +20,7 @@ from typing import Any
 
 from sqlalchemy import Engine, insert, select
 
-from core.clock import Clock, SystemClock, aware, parse_rfc3339
+from core.clock import Clock, SystemClock, aware, parse_rfc3339, zulu
 from core.errors import InputError
 from evidence.errors import BlobAltered, BlobMissing, EvidenceError, UnsupportedMedia
 from evidence.hashing import Digests, hash_file
@@ -104,7 +104,7 @@ class Claims:
     def as_payload(self) -> dict[str, str]:
         out: dict[str, str] = {}
         if self.captured_at is not None:
-            out["captured_at"] = self.captured_at.isoformat().replace("+00:00", "Z")
+            out["captured_at"] = zulu(self.captured_at)
         if self.device:
             out["device"] = self.device
         if self.location:
@@ -455,7 +455,7 @@ class EvidenceService:
         rows: list[dict[str, Any]] = [
             {
                 "entry": i.entry_index,
-                "time": i.uploaded_at.isoformat().replace("+00:00", "Z"),
+                "time": zulu(i.uploaded_at),
                 "actor": i.uploader,
                 "action": "upload",
                 "reason": i.purpose,

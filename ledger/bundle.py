@@ -26,6 +26,7 @@ from typing import Any, BinaryIO, Literal
 
 from cryptography import x509
 
+from core.clock import zulu
 from ledger.entry import ZERO_HASH, Entry, decode_entry
 from ledger.errors import BundleError, LedgerError
 from ledger.merkle import hash_leaf, verify_inclusion
@@ -161,7 +162,7 @@ class BundleReport:
 def _rfc3339(moment: datetime | None) -> str:
     if moment is None:
         return "-"
-    return moment.isoformat().replace("+00:00", "Z")
+    return zulu(moment)
 
 
 @dataclass(frozen=True)

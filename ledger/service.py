@@ -24,7 +24,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, insert, select, text
 
-from core.clock import Clock, SystemClock, aware
+from core.clock import Clock, SystemClock, aware, zulu
 from core.db import write_engine
 from ledger import merkle
 from ledger.errors import CheckpointNotFound, EntryNotFound, LedgerError, TimestampError
@@ -50,7 +50,7 @@ class TimestampStatus:
     def as_dict(self) -> dict[str, Any]:
         return {
             "status": self.status,
-            "time": None if self.time is None else self.time.isoformat().replace("+00:00", "Z"),
+            "time": None if self.time is None else zulu(self.time),
         }
 
 
@@ -149,6 +149,14 @@ class Ledger:
         if row is None:
             raise CheckpointNotFound(f"no stored checkpoint of size {size}")
         return _cp(row)
+
+    def covering_checkpoint(self, index: int) -> StoredCheckpoint | None:
+        """The first stored checkpoint that covers entry ``index`` (when it was first sealed)."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(_CP).where(_CP.c.size > index).order_by(_CP.c.size).limit(1)
+            ).first()
+        return None if row is None else _cp(row)
 
     def checkpoints(self) -> list[StoredCheckpoint]:
         with self.engine.connect() as conn:
@@ -327,6 +335,21 @@ class Ledger:
                 select(_TS).where(_TS.c.checkpoint_size == size).order_by(_TS.c.id).limit(1)
             ).first()
         return None if row is None else _token(row)
+
+    def latest_token(self) -> TimestampToken | None:
+        """The token of the latest checkpoint that has one."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(_TS).order_by(_TS.c.checkpoint_size.desc(), _TS.c.id).limit(1)
+            ).first()
+        return None if row is None else _token(row)
+
+    def timestamp_status(self, size: int) -> TimestampStatus:
+        """Granted (with its time) or pending, for the checkpoint of ``size``."""
+        token = self.token(size)
+        if token is None:
+            return TimestampStatus("pending", None)
+        return TimestampStatus("granted", token.gen_time)
 
     def stamp(self, size: int) -> TimestampToken:
         """Obtain and store an RFC 3161 token for the checkpoint of ``size``."""

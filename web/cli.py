@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from core.accounts import AccountService, generate_password
+from core.clock import zulu
 from core.db import transaction
 from core.errors import TiezhengError
 from core.settings import Settings
@@ -255,15 +256,11 @@ def _receipt_text(d: dict[str, Any]) -> str:
 
 def _checkpoint_dict(ctx: AppContext, size: int) -> dict[str, Any]:
     cp = ctx.ledger.checkpoint_at(size)
-    token = ctx.ledger.token(size)
     return {
         "size": cp.size,
         "root": cp.root.hex(),
         "note": cp.note.decode(),
-        "timestamp": {
-            "status": "granted" if token else "pending",
-            "time": token.gen_time.isoformat().replace("+00:00", "Z") if token else None,
-        },
+        "timestamp": ctx.ledger.timestamp_status(size).as_dict(),
     }
 
 
@@ -318,11 +315,7 @@ def vkey(ctx: AppContext) -> None:
 @with_context
 def tsa_certs(ctx: AppContext, out: Path) -> None:
     """Write ca.pem and tsa.pem of the TSA that stamped the latest stamped checkpoint."""
-    token = None
-    for cp in reversed(ctx.ledger.checkpoints()):
-        token = ctx.ledger.token(cp.size)
-        if token is not None:
-            break
+    token = ctx.ledger.latest_token()
     if token is None:
         raise TiezhengError("no checkpoint has a timestamp yet")
     out.mkdir(parents=True, exist_ok=True)
@@ -482,13 +475,7 @@ def evidence() -> None:
 
 
 def _item_dict(ctx: AppContext, item: Any) -> dict[str, Any]:
-    cp = None
-    token = None
-    for c in ctx.ledger.checkpoints():
-        if c.size > item.entry_index:
-            cp = c
-            token = ctx.ledger.token(c.size)
-            break
+    cp = ctx.ledger.covering_checkpoint(item.entry_index)
     return {
         "index": item.entry_index,
         "sha256": item.sha256,
@@ -500,13 +487,14 @@ def _item_dict(ctx: AppContext, item: Any) -> dict[str, Any]:
         "purpose": item.purpose,
         "filename": item.filename,
         "uploaded_by": item.uploader,
-        "uploaded_at": item.uploaded_at.isoformat().replace("+00:00", "Z"),
+        "uploaded_at": zulu(item.uploaded_at),
         "media": item.media,
         "checkpoint_size": cp.size if cp else None,
-        "timestamp": {
-            "status": "granted" if token else "pending",
-            "time": token.gen_time.isoformat().replace("+00:00", "Z") if token else None,
-        },
+        "timestamp": (
+            ctx.ledger.timestamp_status(cp.size).as_dict()
+            if cp
+            else {"status": "pending", "time": None}
+        ),
     }
 
 
