@@ -16,10 +16,12 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return build_all(tmp_path_factory.mktemp("media"))
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> LocalBlobStore:
-    """An empty store with a 1 MiB upload limit."""
-    return LocalBlobStore(tmp_path / "store", max_size=1 << 20)
+@pytest.fixture(params=["direct", "buffered"])
+def store(tmp_path: Path, request: pytest.FixtureRequest) -> LocalBlobStore:
+    """An empty store with a 1 MiB upload limit, writing with O_DIRECT where the file system
+    allows it, or through the page cache."""
+    return LocalBlobStore(tmp_path / "store", max_size=1 << 20,
+                          direct_io=request.param == "direct")
 
 
 def store_files(store: LocalBlobStore) -> tuple[list[Path], list[Path]]:

@@ -209,11 +209,16 @@ def test_disk_full_during_the_write_changes_nothing(
     written = {"n": 0}
 
     def full(fd: int, data: bytes) -> int:
-        # The disk takes 20,000 bytes of the upload, then reports ENOSPC.
-        if fd > 2 and written["n"] + len(data) > 20_000:
-            raise OSError(errno.ENOSPC, "No space left on device")
-        written["n"] += len(data)
-        return real_write(fd, data)
+        # The disk has room for 16 KiB of the upload: a write that does not fit is cut short
+        # there, as the kernel does, and the next one reports ENOSPC.
+        if fd > 2 and written["n"] + len(data) > 16_384:
+            room = 16_384 - written["n"]
+            if room <= 0:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            data = memoryview(data)[:room]
+        n = real_write(fd, data)
+        written["n"] += n
+        return n
 
     data = media["mp4"].read_bytes()
     chunks = [data[i : i + 8192] for i in range(0, len(data), 8192)]

@@ -215,23 +215,25 @@ def test_over_the_limit_from_an_iterator(store: LocalBlobStore) -> None:
 
 def test_disk_full_during_the_write(store: LocalBlobStore,
                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    big = LocalBlobStore(store.root.parent / "big", max_size=1 << 30,
+                         direct_io=store.direct_io)
     real_write = os.write
     written = 0
 
     def filling_write(fd: int, data: bytes | memoryview) -> int:
-        # The disk takes 100 000 bytes of the upload, then reports ENOSPC as ext4 does.
+        # The disk takes 5 MB of the upload, then reports ENOSPC as ext4 does.
         nonlocal written
-        if fd > 2 and written + len(data) > 100_000:
+        if fd > 2 and written + len(data) > 5_000_000:
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         written += len(data)
         return real_write(fd, data)
 
     monkeypatch.setattr(os, "write", filling_write)
     with pytest.raises(StorageFull):
-        store.ingest(_chunks(_data(500_000), 30_000))
+        big.ingest(_chunks(_data(12_000_000), 300_000))
     monkeypatch.undo()
     assert written > 0
-    assert_nothing_left(store)
+    assert_nothing_left(big)
 
 
 def test_disk_full_reported_by_the_kernel(tmp_path: Path) -> None:
@@ -470,3 +472,119 @@ def test_ingest_with_sniff_and_probe_before_commit(store: LocalBlobStore,
         store2.ingest(io.BytesIO(b"#!/bin/sh\nrm -rf /\n"), inspect_head=inspect,
                       validate=validate)
     assert_nothing_left(store2)
+
+
+# --- direct I/O ---------------------------------------------------------------------------
+
+
+def _supports_direct_io(directory: Path) -> bool:
+    """Ask the kernel directly whether files in ``directory`` can be opened with O_DIRECT."""
+    probe_file = directory / "direct-probe"
+    try:
+        fd = os.open(probe_file, os.O_WRONLY | os.O_CREAT | os.O_DIRECT, 0o600)
+    except OSError:
+        return False
+    finally:
+        probe_file.unlink(missing_ok=True)
+    os.close(fd)
+    return True
+
+
+def _is_direct(fd: int) -> bool:
+    import fcntl
+
+    return bool(fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_DIRECT)
+
+
+def test_large_uploads_are_written_with_direct_io_where_the_file_system_allows(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = LocalBlobStore(tmp_path / "store", max_size=1 << 30)
+    expected = _supports_direct_io(store.tmp_dir)
+    data = _data(9 * (1 << 20) + 12_345)  # two whole stages and an unaligned tail
+    real_write = os.write
+    modes: list[tuple[int, bool]] = []
+
+    def watching_write(fd: int, buf: bytes | memoryview) -> int:
+        if fd > 2:
+            modes.append((len(buf), _is_direct(fd)))
+        return real_write(fd, buf)
+
+    monkeypatch.setattr(os, "write", watching_write)
+    with store.writer() as w:
+        assert w.direct_io is expected
+        for chunk in _chunks(data, 1_000_003):
+            w.write(chunk)
+        blob = w.commit()
+    monkeypatch.undo()
+    assert store.path(blob.sha256).read_bytes() == data
+    assert blob.sha256 == hashlib.sha256(data).hexdigest()
+    if expected:
+        # Whole 4 MiB stages, then the aligned part of the rest, all direct; the tail not.
+        assert modes[:2] == [(4 << 20, True), (4 << 20, True)]
+        assert all(direct for _n, direct in modes[:-1])
+        assert modes[-1] == (len(data) % 4096, False)
+        assert all(n % 4096 == 0 for n, _d in modes[:-1])
+    else:
+        assert not any(direct for _n, direct in modes)
+
+
+def test_a_file_system_without_direct_io_is_written_through_the_page_cache(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Some file systems (FUSE mounts, tmpfs before Linux 6.6) refuse O_DIRECT with EINVAL
+    # when it is switched on: the writer notices at once and writes as usual.
+    import fcntl
+
+    real_fcntl = fcntl.fcntl
+
+    def refusing_fcntl(fd: int, cmd: int, arg: int = 0) -> int:
+        if cmd == fcntl.F_SETFL and arg & os.O_DIRECT:
+            raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
+        return real_fcntl(fd, cmd, arg)
+
+    monkeypatch.setattr(fcntl, "fcntl", refusing_fcntl)
+    store = LocalBlobStore(tmp_path / "store", max_size=1 << 30)
+    data = _data(5 << 20)
+    with store.writer() as w:
+        assert w.direct_io is False
+        w.write(data)
+        assert not _is_direct(w._fd)
+        blob = w.commit()
+    assert store.path(blob.sha256).read_bytes() == data
+    assert_nothing_left_but(store, blob.sha256)
+
+
+@pytest.mark.parametrize("trouble", ["EINVAL", "short"])
+def test_direct_io_trouble_mid_upload_carries_on_buffered(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, trouble: str) -> None:
+    store = LocalBlobStore(tmp_path / "store", max_size=1 << 30)
+    assert _supports_direct_io(store.tmp_dir)
+    data = _data(13 << 20)
+    real_write = os.write
+    calls = 0
+
+    def troubled_write(fd: int, buf: bytes | memoryview) -> int:
+        # The second direct write is refused (another alignment) or only partly done.
+        nonlocal calls
+        if fd > 2 and _is_direct(fd):
+            calls += 1
+            if calls == 2:
+                if trouble == "EINVAL":
+                    raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
+                return real_write(fd, memoryview(buf)[:1000])
+        return real_write(fd, buf)
+
+    monkeypatch.setattr(os, "write", troubled_write)
+    with store.writer() as w:
+        for chunk in _chunks(data, 1 << 20):
+            w.write(chunk)
+        assert w.direct_io is False
+        blob = w.commit()
+    monkeypatch.undo()
+    assert calls == 2
+    assert store.path(blob.sha256).read_bytes() == data
+    assert_nothing_left_but(store, blob.sha256)
+
+
+def assert_nothing_left_but(store: LocalBlobStore, sha256: str) -> None:
+    blobs, temps = store_files(store)
+    assert blobs == [store.path(sha256)] and temps == []
