@@ -7,8 +7,13 @@ read as. What each family must satisfy:
 
 - Audio and video go through PyAV (FFmpeg), with the demuxer forced to the sniffed format. The
   file must open, hold at least one audio or video stream, and every packet must demux
-  (decode-free, so a 1 GB video costs one read, not a decode). Then, so that a truncated or
-  half-overwritten file is caught:
+  (decode-free, so a 1 GB video costs one read, not a decode). Where the demuxer reads a
+  complete sample index when it opens the file (MP4/MOV/3GP/M4A sample tables, an AVI's
+  index), every sample that index lists must lie inside the file instead, checked from the
+  index without reading the samples: reading them would prove nothing more, since demuxing
+  does not look inside a sample, and a 4 GiB phone video then costs its index, not its size.
+  A fragmented MP4 or an AVI without its index is demuxed packet by packet. Then, so that a
+  truncated or half-overwritten file is caught:
 
   * where the container declares its length (MP4/MOV/3GP/M4A sample tables, Matroska/WebM
     ``Duration``, AVI and WAV headers, Ogg's final granule, an MP3 Xing/Info/VBRI header), the
@@ -479,6 +484,7 @@ _TIME_KEYS = ("com.apple.quicktime.creationdate", "creation_time", "date")
 _GPS_KEYS = ("com.apple.quicktime.location.ISO6709", "location", "location-eng", "\u00a9xyz")
 _DECLARED_LENGTH = {"mov", "matroska", "avi", "wav", "ogg"}
 _MIN_PACKET_SHARE = 0.9
+_NO_TIMESTAMP = -(2**63)  # FFmpeg's AV_NOPTS_VALUE
 
 
 def _riff_check(path: Path, size: int) -> None:
@@ -581,6 +587,50 @@ def _scan(
     return scan
 
 
+# Demuxers that read a complete sample index when they open a file (ISO-BMFF sample tables,
+# an AVI's idx1 or OpenDML index), and how many bytes of chunk header each entry's position
+# counts before the sample itself.
+_INDEXED = {"mov": 0, "avi": 8}
+
+
+def _index_scan(streams: list[Any], demuxer: str, size: int) -> _Scan | None:
+    """Check the samples a complete index lists against the file, without reading them.
+
+    The demuxer has already parsed the index; what reading every packet would add is that
+    each listed sample really lies inside the file, and that is checked here from the index
+    itself, so a 4 GiB video costs its index, not its size. Returns None when a stream's
+    index is missing or does not list as many samples as its header declares (a fragmented
+    MP4, an AVI without its index): then every packet is demuxed instead. An AVI keeps its
+    index at the end, so a cut file has none (and fails the RIFF size check anyway).
+    """
+    header = _INDEXED[demuxer]
+    scan = _Scan()
+    for s in streams:
+        entries = s.index_entries
+        n = len(entries)
+        # An AVI header counts audio in samples, not chunks: there only video is counted.
+        counted = demuxer == "mov" or s.type == "video"
+        if n == 0 or (counted and s.frames != n):
+            return None
+        data = 0
+        last = None
+        for i, e in enumerate(entries):
+            if e.pos < 0 or e.size < 0 or e.pos + header + e.size > size:
+                raise CorruptMedia(
+                    f"the file is truncated or damaged: sample {i + 1} of track {s.index} "
+                    "lies past its end"
+                )
+            data += e.size
+            if e.timestamp != _NO_TIMESTAMP and (last is None or e.timestamp > last):
+                last = e.timestamp
+        scan.packets[s.index] = n
+        scan.data_bytes += data
+        if last is not None and s.time_base:
+            step = s.duration / n if s.duration else 0  # one sample's length, on average
+            scan.ends[s.index] = float((last + step) * s.time_base)
+    return scan
+
+
 def _check_complete(
     container: av.container.InputContainer,
     streams: list[Any],
@@ -649,7 +699,9 @@ def _probe_av(path: Path, spec: MediaType) -> MediaInfo:
         ]
         if not streams:
             raise CorruptMedia(f"the file holds no audio or video stream ({spec.media_type})")
-        scan = _scan(container, streams, _FRAME_CHECKS.get(spec.media_type))
+        scan = _index_scan(streams, demuxer, size) if demuxer in _INDEXED else None
+        if scan is None:
+            scan = _scan(container, streams, _FRAME_CHECKS.get(spec.media_type))
         duration = _check_complete(container, streams, scan, demuxer, declares_length, size - tags)
         infos = tuple(_stream_info(s) for s in streams)
         metadata = {**_stream_metadata(streams), **dict(container.metadata)}

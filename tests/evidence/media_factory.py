@@ -297,7 +297,8 @@ CATALOGUE: dict[str, tuple[str, str, _Builder]] = {
     "heic": ("photo.heic", "image/heic", lambda p, s: make_heic(p, s)),
     "pdf": ("notice.pdf", "application/pdf", lambda p, _s: make_pdf(p)),
     # Variants: the index before the data (as phones and web players want it), an MP3 with
-    # neither an ID3 tag nor a Xing header (frame sync only), and an audio-only "isom" MP4.
+    # neither an ID3 tag nor a Xing header (frame sync only), an audio-only "isom" MP4, and
+    # a fragmented MP4.
     "mp4_faststart": ("faststart.mp4", "video/mp4", lambda p, _s: make_video(
         p, fmt="mp4", codec="libx264", container_options={"movflags": "faststart"})),
     "mp3_plain": ("plain.mp3", "audio/mpeg", lambda p, _s: make_audio(
@@ -305,6 +306,10 @@ CATALOGUE: dict[str, tuple[str, str, _Builder]] = {
         container_options={"id3v2_version": "0", "write_xing": "0"})),
     "mp4_audio": ("recording.mp4", "video/mp4", lambda p, _s: make_audio(
         p, fmt="mp4", codec="aac")),
+    # Fragmented MP4 (as live recorders and some phones write): no complete sample table.
+    "mp4_fragmented": ("fragmented.mp4", "video/mp4", lambda p, _s: make_video(
+        p, fmt="mp4", codec="libx264",
+        container_options={"movflags": "frag_keyframe+empty_moov+default_base_moof"})),
 }
 
 

@@ -7,6 +7,7 @@ import shutil
 import struct
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -40,6 +41,7 @@ EXPECTED_STREAMS: dict[str, list[tuple[str, str]]] = {
     "mp3_plain": [("audio", "mp3")],
     "m4a": [("audio", "aac")],
     "mp4_audio": [("audio", "aac")],
+    "mp4_fragmented": [("video", "h264"), ("audio", "aac")],
     "aac": [("audio", "aac")],
     "wav": [("audio", "pcm_s16le")],
     "ogg": [("audio", "opus")],
@@ -75,12 +77,16 @@ def test_probe_audio_and_video(media: dict[str, Path], name: str) -> None:
     assert [(s.type, s.codec) for s in info.streams] == EXPECTED_STREAMS[name]
     for s in info.streams:
         if s.type == "video":
-            assert (s.width, s.height, s.fps) == (mf.WIDTH, mf.HEIGHT, float(mf.FPS))
+            assert (s.width, s.height) == (mf.WIDTH, mf.HEIGHT)
+            # A fragmented MP4 has no frame rate field: FFmpeg averages one over its length.
+            assert s.fps == (pytest.approx(mf.FPS, rel=0.02) if name == "mp4_fragmented"
+                             else float(mf.FPS))
         else:
             assert s.sample_rate in (8000, 16000, 44100, 48000)
             assert s.channels == 1
     if any(s.type == "video" for s in info.streams):
-        assert (info.width, info.height, info.fps) == (mf.WIDTH, mf.HEIGHT, float(mf.FPS))
+        assert (info.width, info.height) == (mf.WIDTH, mf.HEIGHT)
+        assert info.fps == next(s.fps for s in info.streams if s.type == "video")
         assert info.kind == "video"
     else:
         assert info.width is None and info.kind == "audio"
@@ -158,8 +164,8 @@ def _garbage_body(data: bytes) -> bytes:
     return data[:keep] + random.Random(42).randbytes(len(data) - keep)
 
 
-DAMAGED = ["mp4", "mp4_faststart", "mov", "3gp", "m4a", "webm", "mkv", "avi", "mp3", "aac",
-           "amr", "wav", "jpeg", "png", "heic", "pdf"]
+DAMAGED = ["mp4", "mp4_faststart", "mp4_fragmented", "mov", "3gp", "m4a", "webm", "mkv", "avi",
+           "mp3", "aac", "amr", "wav", "jpeg", "png", "heic", "pdf"]
 
 
 @pytest.mark.parametrize(("name", "damage"), [
@@ -429,3 +435,72 @@ def test_truncated_jpeg_refused_even_after_a_library_relaxed_pillow(
     with pytest.raises(CorruptMedia):
         probe(path, "image/jpeg")
     assert ImageFile.LOAD_TRUNCATED_IMAGES is True
+
+
+# --- containers with a complete index -----------------------------------------------------
+
+INDEXED = ["mp4", "mp4_faststart", "mp4_audio", "mov", "3gp", "m4a", "avi"]
+
+
+@pytest.mark.parametrize("name", INDEXED)
+def test_an_indexed_container_is_checked_from_its_index_alone(
+        media: dict[str, Path], name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No packet is read, and the result is what demuxing every packet gives."""
+    import evidence.media as media_module
+
+    kind = mf.expected_type(name)
+    with monkeypatch.context() as m:
+        m.setattr(media_module, "_index_scan", lambda *_a: None)
+        demuxed = probe(media[name], kind)
+
+    def no_demux(*_a: object) -> None:
+        raise AssertionError("every packet was demuxed")
+
+    monkeypatch.setattr(media_module, "_scan", no_demux)
+    assert probe(media[name], kind) == demuxed
+
+
+def test_a_fragmented_mp4_is_demuxed_in_full(media: dict[str, Path],
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    import evidence.media as media_module
+
+    calls: list[object] = []
+    real_scan = media_module._scan
+
+    def counting_scan(*args: Any) -> Any:
+        calls.append(args)
+        return real_scan(*args)
+
+    monkeypatch.setattr(media_module, "_scan", counting_scan)
+    info = probe(media["mp4_fragmented"], "video/mp4")
+    assert calls and info.duration_s is not None and abs(info.duration_s - mf.SECONDS) < 0.1
+
+
+def _patch_u32(data: bytearray, at: int, value: int, order: str) -> None:
+    data[at:at + 4] = value.to_bytes(4, order)  # type: ignore[arg-type]
+
+
+def test_an_mp4_sample_listed_past_the_end_is_refused(media: dict[str, Path],
+                                                      tmp_path: Path) -> None:
+    # The boxes still tile the file; only the chunk offset table points past its end.
+    data = bytearray(media["mp4"].read_bytes())
+    stco = data.index(b"stco")
+    count = int.from_bytes(data[stco + 8:stco + 12], "big")
+    _patch_u32(data, stco + 12 + 4 * (count - 1), len(data) - 16, "big")
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(bytes(data))
+    with pytest.raises(CorruptMedia, match="lies past its end"):
+        probe(bad, "video/mp4")
+
+
+def test_an_avi_sample_listed_past_the_end_is_refused(media: dict[str, Path],
+                                                      tmp_path: Path) -> None:
+    # idx1 entries: chunk id, flags, offset, size. The last one now claims 1 MB of data.
+    data = bytearray(media["avi"].read_bytes())
+    idx1 = data.rindex(b"idx1")
+    end = idx1 + 8 + int.from_bytes(data[idx1 + 4:idx1 + 8], "little")
+    _patch_u32(data, end - 4, 1_000_000, "little")
+    bad = tmp_path / "bad.avi"
+    bad.write_bytes(bytes(data))
+    with pytest.raises(CorruptMedia, match="lies past its end"):
+        probe(bad, "video/x-msvideo")
