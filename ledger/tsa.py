@@ -4,8 +4,10 @@ Every checkpoint of the log is timestamped: the token's message imprint is SHA-2
 checkpoint file's exact bytes, so ``openssl ts -verify -data checkpoint -in checkpoint.tsr
 -CAfile ca.pem -untrusted tsa.pem`` checks it without this software.
 
-Requests are built with rfc3161ng (always SHA-256, a random nonce and certReq set; its own
-defaults are SHA-1 and no nonce). Tokens are never trusted to the client library: rfc3161ng
+Requests to remote TSAs are built with rfc3161ng (always SHA-256, a random nonce and certReq
+set; its own defaults are SHA-1 and no nonce); rfc3161ng and requests are imported only then,
+since together they cost 0.1 s of start-up that every command stamping with the built-in TSA
+would otherwise pay. Tokens are never trusted to the client library: rfc3161ng
 checks no certificate chain and verifies RSA only, so :func:`verify_response` does the whole
 check itself with asn1crypto and cryptography: status, imprint, nonce, the CMS signature
 (RSA PKCS#1 v1.5, RSA-PSS, ECDSA), the signed attributes, the ESS signing-certificate
@@ -29,8 +31,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 
-import requests
-import rfc3161ng
 from asn1crypto import algos, cms, core, tsp
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
@@ -58,6 +58,7 @@ __all__ = [
     "TimeStampResp",
     "TimestampAuthority",
     "TokenInfo",
+    "builtin_request",
     "gen_time_of",
     "load_pem_certificates",
     "make_request",
@@ -188,6 +189,8 @@ def make_request(
         raise TimestampError(f"a {hash_algorithm} digest has {size} bytes, not {len(digest)}")
     if nonce < 0:
         raise TimestampError("the nonce must not be negative")
+    import rfc3161ng
+
     request = rfc3161ng.make_timestamp_request(
         digest=digest,
         hashname=hash_algorithm,
@@ -205,6 +208,31 @@ def make_request(
     ):
         raise TimestampError("the timestamp request was not built as asked")
     return der
+
+
+def builtin_request(digest: bytes, *, nonce: int) -> bytes:
+    """The DER TimeStampReq the built-in TSA answers in-process: SHA-256, ``nonce``, certReq.
+
+    Built with asn1crypto, like the built-in TSA's tokens, so stamping never loads rfc3161ng;
+    the bytes are those :func:`make_request` gives (a test compares them).
+    """
+    if len(digest) != HASH_ALGORITHMS["sha256"]:
+        raise TimestampError(f"a sha256 digest has 32 bytes, not {len(digest)}")
+    if nonce < 0:
+        raise TimestampError("the nonce must not be negative")
+    request = tsp.TimeStampReq(
+        {
+            "version": "v1",
+            "message_imprint": {
+                # Parameters absent, as RFC 5754 says for SHA-2 and rfc3161ng writes them.
+                "hash_algorithm": {"algorithm": "sha256", "parameters": None},
+                "hashed_message": digest,
+            },
+            "nonce": nonce,
+            "cert_req": True,
+        }
+    )
+    return bytes(request.dump())
 
 
 # --- response helpers ------------------------------------------------------------------------
@@ -843,6 +871,8 @@ class RemoteTSA:
         raise TimestampError("no TSA granted a valid timestamp: " + " | ".join(failures))
 
     def _post(self, url: str, request: bytes) -> bytes:
+        import requests
+
         deadline = time.monotonic() + self.timeout
         try:
             with requests.post(
@@ -1083,7 +1113,12 @@ class BuiltinTSA:
         try:
             ca_cert = x509.load_pem_x509_certificate(data["ca.pem"])
             tsa_cert = x509.load_pem_x509_certificate(data["tsa.pem"])
-            key = serialization.load_pem_private_key(data["tsa.key"], password=None)
+            # OpenSSL's RSA key check costs 0.1 s, on every command that stamps. The key is
+            # our own, written by create(); what matters is that it belongs to the TSA
+            # certificate, which __init__ checks, and every token is verified before use.
+            key = serialization.load_pem_private_key(
+                data["tsa.key"], password=None, unsafe_skip_rsa_key_validation=True
+            )
         except (ValueError, TypeError) as exc:
             raise ConfigError(f"the built-in TSA in {directory} is unreadable: {exc}") from None
         if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
@@ -1111,7 +1146,7 @@ class BuiltinTSA:
     def stamp(self, digest: bytes) -> StampResult:
         """Timestamp a SHA-256 ``digest``: request (random nonce, certReq), respond, verify."""
         nonce = secrets.randbits(64)
-        response = self.respond(make_request(digest, nonce=nonce))
+        response = self.respond(builtin_request(digest, nonce=nonce))
         info = verify_response(
             response,
             digest=digest,

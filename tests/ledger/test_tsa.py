@@ -11,6 +11,7 @@ import os
 import socket
 import stat
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -37,6 +38,7 @@ from ledger.tsa import (
     StampResult,
     TimestampAuthority,
     TimeStampResp,
+    builtin_request,
     gen_time_of,
     load_pem_certificates,
     make_request,
@@ -53,6 +55,8 @@ from tests.ledger.tsa_server import (
     build_openssl_tsa,
     serve,
 )
+
+REPO = Path(__file__).resolve().parents[2]
 
 CHECKPOINT = (
     b"tiezheng.example/log\n42\nq6rG2gXz3QpI1wTLJ8v2yw0f0y0pV1qJ9b3kq2rX4mE=\n\n\xe2\x80\x94 sig\n"
@@ -580,6 +584,30 @@ def test_make_request_is_sha256_with_nonce_and_cert_req(tmp_path: Path) -> None:
         make_request(DIGEST[:20], nonce=1)
     with pytest.raises(TimestampError, match="unsupported"):
         make_request(hashlib.sha1(CHECKPOINT).digest(), nonce=1, hash_algorithm="sha1")
+
+
+@pytest.mark.parametrize("nonce", [0, 1, 0x7F, 0x80, 0x1234_5678_9ABC_DEF0, 2**64 - 1])
+def test_the_builtin_request_is_the_bytes_rfc3161ng_builds(nonce: int) -> None:
+    # The built-in TSA builds its in-process request with asn1crypto (no rfc3161ng import).
+    digest = hashlib.sha256(nonce.to_bytes(8, "big")).digest()
+    assert builtin_request(digest, nonce=nonce) == make_request(digest, nonce=nonce)
+    with pytest.raises(TimestampError, match="32 bytes"):
+        builtin_request(digest[:20], nonce=1)
+    with pytest.raises(TimestampError, match="negative"):
+        builtin_request(digest, nonce=-1)
+
+
+def test_stamping_with_the_builtin_tsa_loads_neither_rfc3161ng_nor_requests(
+        tmp_path: Path) -> None:
+    script = (
+        "import sys; from pathlib import Path; from ledger.tsa import BuiltinTSA;"
+        f"tsa = BuiltinTSA.create(Path({str(tmp_path / 'tsa')!r}), key_type='ec');"
+        "tsa.stamp(bytes(32));"
+        "print(sorted(m for m in ('rfc3161ng', 'requests') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         check=True, cwd=REPO)
+    assert out.stdout.strip() == "[]"
 
 
 def test_parse_tsa_urls() -> None:
