@@ -33,6 +33,7 @@ import importlib
 import logging
 import os
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -353,13 +354,57 @@ def worker_gone(worker: str | None) -> bool:
 # --- huey -----------------------------------------------------------------------------------
 
 
+# Storage back ends huey.storage imports whenever they are installed, for storage classes of
+# its own that we never use (psycopg) or use only with TIEZHENG_QUEUE (redis).
+_HUEY_OPTIONAL = ("psycopg", "redis")
+
+
+def _import_huey(*, need_redis: bool) -> Any:
+    """Import huey without loading the client libraries this process does not need.
+
+    huey.storage imports psycopg and redis when they are installed (0.3 s together), so an
+    upload that queues one job on the embedded SQLite queue would pay for both. While huey is
+    first imported, the ones not yet loaded and not needed are hidden (``sys.modules[name] =
+    None`` makes ``import name`` fail); huey then leaves those storage classes unavailable.
+    If a Redis queue is wanted later in the same process, huey.storage is loaded again.
+    """
+    hidden = [
+        name
+        for name in _HUEY_OPTIONAL
+        if name not in sys.modules and not (need_redis and name == "redis")
+    ]
+    if "huey" not in sys.modules:
+        for name in hidden:
+            sys.modules[name] = None  # type: ignore[assignment]
+        try:
+            import huey
+        finally:
+            for name in hidden:
+                if sys.modules.get(name, False) is None:
+                    del sys.modules[name]
+    import huey
+    import huey.storage
+
+    if need_redis and huey.storage.Redis is None:
+        # Loaded before without redis: load huey.storage again, now with it; make_huey hands
+        # RedisHuey the fresh RedisStorage class.
+        importlib.reload(huey.storage)
+    return huey
+
+
 def make_huey(settings: Settings) -> tuple[Any, Any]:
     """The huey instance of ``settings`` (SqliteHuey in the home, or RedisHuey) and the task
     that carries job ids."""
-    from huey import RedisHuey, SqliteHuey
+    huey_module = _import_huey(need_redis=bool(settings.queue_url))
+    RedisHuey, SqliteHuey = huey_module.RedisHuey, huey_module.SqliteHuey
 
     if settings.queue_url:
-        huey: Any = RedisHuey(settings.queue_name, url=settings.queue_url, results=False)
+        huey: Any = RedisHuey(
+            settings.queue_name,
+            url=settings.queue_url,
+            results=False,
+            storage_class=huey_module.storage.RedisStorage,
+        )
     else:
         settings.home.mkdir(parents=True, exist_ok=True)
         huey = SqliteHuey(

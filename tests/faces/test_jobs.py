@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 import uuid
 from dataclasses import replace
@@ -149,6 +151,41 @@ def test_redis_mode(
     results = [j.result for j in done]
     assert all(r is not None and r["unknown_faces"] == 1 for r in results)
     assert not [k for k in client.keys("*") if name.encode() in k]
+
+
+_CLIENTS_SCRIPT = """
+import json, sys, uuid
+from core.settings import Settings
+from evidence.jobs import make_huey
+
+seen = {{}}
+sqlite_huey, _task = make_huey(Settings.from_env({{}}, home={home!r}))
+seen["after_sqlite"] = sorted(m for m in ("psycopg", "redis") if m in sys.modules)
+name = "tiezhengtest" + uuid.uuid4().hex[:12]
+redis_huey, _task = make_huey(Settings.from_env(
+    {{"TIEZHENG_QUEUE": {url!r}, "TIEZHENG_QUEUE_NAME": name}}, home={home!r}))
+try:
+    redis_huey.storage.enqueue(b"message")
+    seen["through_redis"] = redis_huey.storage.dequeue().decode()
+finally:
+    redis_huey.flush()
+sqlite_huey.storage.enqueue(b"still here")
+seen["through_sqlite"] = sqlite_huey.storage.dequeue().decode()
+print(json.dumps(seen))
+"""
+
+
+def test_huey_loads_only_the_client_libraries_the_queue_needs(tmp_path: Path) -> None:
+    # huey imports psycopg and redis when installed; the embedded queue needs neither, and a
+    # Redis queue opened later in the same process must still work.
+    script = _CLIENTS_SCRIPT.format(home=str(tmp_path / "home"), url=REDIS_URL)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=60, check=True, cwd=Path(__file__).resolve().parents[2])
+    assert json.loads(out.stdout) == {
+        "after_sqlite": [],
+        "through_redis": "message",
+        "through_sqlite": "still here",
+    }
 
 
 # --- crashes, retries and recovery in this process ------------------------------------------
