@@ -1,5 +1,8 @@
 """Benchmark: ingesting a 1 GiB generated video with ``tiezheng evidence add``.
 
+Two containers of the same video: an AVI (MJPG frames, as OpenCV writes it) and a QuickTime
+MOV, the ISO-BMFF family phones record (the same frames, remuxed).
+
 Compared with the in-process limit measured in the same run on the same file: read it and
 hash it with SHA-256 and SM3 in one pass, the two hashes in parallel threads (hashlib releases
 the GIL for large buffers). Ours does that too, and also writes the original into the store,
@@ -26,6 +29,7 @@ import threading
 import time
 from pathlib import Path
 
+import av
 import cv2
 import numpy as np
 
@@ -47,6 +51,18 @@ def make_video(path: Path, size: int) -> None:
         if i % 25 == 0 and path.stat().st_size >= size:
             break
     writer.release()
+
+
+def remux(source: Path, dest: Path, fmt: str) -> None:
+    """Copy the video stream of ``source`` into a new ``fmt`` container (no re-encoding)."""
+    with av.open(str(source)) as src, av.open(str(dest), "w", format=fmt) as out:
+        video = src.streams.video[0]
+        stream = out.add_stream_from_template(video)
+        for packet in src.demux(video):
+            if packet.dts is None:  # the flush packet
+                continue
+            packet.stream = stream
+            out.mux(packet)
 
 
 def hash_limit(path: Path) -> float:
@@ -98,31 +114,36 @@ def main() -> None:
     size = args.size_mib << 20
     work = Path(tempfile.mkdtemp(prefix="tz-bench-ingest-"))
     try:
-        video = work / "visit.avi"
+        avi = work / "visit.avi"
         t = time.perf_counter()
-        make_video(video, size)
-        actual = video.stat().st_size
-        print(f"generated {actual / 2**20:.0f} MiB MJPG video in {time.perf_counter() - t:.1f} s")
+        make_video(avi, size)
+        mov = work / "visit.mov"
+        remux(avi, mov, "mov")
+        print(f"generated {avi.stat().st_size / 2**20:.0f} MiB MJPG video (AVI, and the same "
+              f"remuxed to MOV) in {time.perf_counter() - t:.1f} s")
         exe = Path(sys.executable).with_name("tiezheng")
-        rows = []
-        for run in range(args.runs):
-            home = work / f"instance{run}"
-            subprocess.run([str(exe), "init", "--home", str(home)], check=True,
-                           capture_output=True)
-            limit = hash_limit(video)  # also warms the page cache for both
-            ours, peak, receipt = ingest(video, home)
-            rows.append((actual / ours / 2**20, actual / limit / 2**20, peak))
-            assert receipt["size"] == actual
-            shutil.rmtree(home)
-        best = max(rows, key=lambda r: r[0] / r[1])
+        rows: list[tuple[str, int, float, float, float]] = []
+        for video in (avi, mov):
+            actual = video.stat().st_size
+            for run in range(args.runs):
+                home = work / f"instance{run}"
+                subprocess.run([str(exe), "init", "--home", str(home)], check=True,
+                               capture_output=True)
+                limit = hash_limit(video)  # also warms the page cache for both
+                ours, peak, receipt = ingest(video, home)
+                assert receipt["size"] == actual
+                rows.append((video.suffix[1:].upper(), run + 1, actual / ours / 2**20,
+                             actual / limit / 2**20, peak))
+                shutil.rmtree(home)
         print()
         print(f"{'row':<46} {'ours':>10} {'baseline':>10} {'ratio':>7}")
-        for i, (ours_mib, limit_mib, _peak) in enumerate(rows, start=1):
-            print(f"{'evidence add throughput, MiB/s (run ' + str(i) + ')':<46} "
-                  f"{ours_mib:>10.1f} {limit_mib:>10.1f} {ours_mib / limit_mib:>7.2f}")
-        print(f"{'peak RSS of evidence add, MiB':<46} {max(r[2] for r in rows):>10.1f}")
+        for container, run, ours_mib, limit_mib, _peak in rows:
+            label = f"evidence add {container}, MiB/s (run {run})"
+            print(f"{label:<46} {ours_mib:>10.1f} {limit_mib:>10.1f} {ours_mib / limit_mib:>7.2f}")
+        print(f"{'peak RSS of evidence add, MiB':<46} {max(r[4] for r in rows):>10.1f}")
+        worst = min(r[2] / r[3] for r in rows)
         print(f"\ncores: {os.cpu_count()}; target: ratio >= 0.70 "
-              f"({'met' if best[0] / best[1] >= 0.7 else 'MISSED'} in the best run)")
+              f"({'met' if worst >= 0.7 else 'MISSED'} in every run; worst {worst:.2f})")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
