@@ -12,8 +12,10 @@ read as. What each family must satisfy:
   index), every sample that index lists must lie inside the file instead, checked from the
   index without reading the samples: reading them would prove nothing more, since demuxing
   does not look inside a sample, and a 4 GiB phone video then costs its index, not its size.
-  A fragmented MP4 or an AVI without its index is demuxed packet by packet. Then, so that a
-  truncated or half-overwritten file is caught:
+  A fragmented MP4 or an AVI without its index is demuxed packet by packet. Matroska and WebM
+  have no complete index either; an upload of one is demuxed while it streams in
+  (:class:`StreamScan`), so the stored file is not read back. Then, so that a truncated or
+  half-overwritten file is caught:
 
   * where the container declares its length (MP4/MOV/3GP/M4A sample tables, Matroska/WebM
     ``Duration``, AVI and WAV headers, Ogg's final granule, an MP3 Xing/Info/VBRI header), the
@@ -50,6 +52,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import queue
 import re
 import struct
 import threading
@@ -555,6 +558,7 @@ _FRAME_CHECKS: dict[str, Callable[[bytes], bool]] = {
 
 @dataclass
 class _Scan:
+    streams: list[int] = field(default_factory=list)
     packets: dict[int, int] = field(default_factory=dict)
     ends: dict[int, float] = field(default_factory=dict)
     data_bytes: int = 0
@@ -565,7 +569,7 @@ def _scan(
     streams: list[Any],
     frame_ok: Callable[[bytes], bool] | None,
 ) -> _Scan:
-    scan = _Scan()
+    scan = _Scan(streams=[s.index for s in streams])
     try:
         for packet in container.demux(*streams):
             if packet.size == 0:  # the flush packet at the end of each stream
@@ -587,6 +591,124 @@ def _scan(
     return scan
 
 
+# Demuxers whose packets are scanned while the upload streams in (see StreamScan): Matroska
+# and WebM carry no complete sample index, and are the containers large browser and camera
+# recordings come in.
+_STREAMED = {"matroska"}
+_FEED_DEPTH = 8  # chunks waiting for the scan: memory stays flat
+_FEED_BUFFER = 1 << 20  # PyAV's read size: whole upload chunks are handed over uncopied
+
+
+def scanned_while_streaming(media_type: str) -> bool:
+    """Whether an upload of ``media_type`` should get a :class:`StreamScan`."""
+    spec = MEDIA_TYPES.get(media_type)
+    return spec is not None and spec.demuxer in _STREAMED
+
+
+class _Feed:
+    """A read-only, non-seekable file for PyAV whose bytes arrive through a bounded queue."""
+
+    def __init__(self) -> None:
+        self.queue: queue.Queue[bytes | None] = queue.Queue(maxsize=_FEED_DEPTH)
+        self.ended = False
+        self._chunk = b""
+        self._at = 0
+
+    def read(self, size: int) -> bytes:
+        while self._at >= len(self._chunk):
+            if self.ended:
+                return b""
+            chunk = self.queue.get()
+            if chunk is None:
+                self.ended = True
+                return b""
+            self._chunk, self._at = chunk, 0
+        if self._at == 0 and size >= len(self._chunk):
+            self._at = len(self._chunk)
+            return self._chunk
+        out = self._chunk[self._at : self._at + size]
+        self._at += len(out)
+        return out
+
+
+class StreamScan:
+    """Demuxes the packets of an upload while its bytes arrive (Matroska and WebM).
+
+    Those containers have no complete sample index to check, so every packet must be demuxed,
+    and once the store has written the upload with direct I/O, reading it back would cost 1-2 s
+    per GiB. Fed the chunks the store writes, a worker thread runs the same packet scan as
+    ``probe`` on the core SM3 leaves free; ``probe(path, media_type, streamed=scan)`` then opens
+    the stored file only for its headers (duration, tags, streams), exactly as before, and
+    falls back to reading the packets from it if the two openings disagree on the streams. The
+    demuxer reads the stream without seeking, which gives Matroska's packets unchanged: it
+    reads clusters in order either way. At most ``_FEED_DEPTH`` chunks wait in memory.
+
+    Feed every chunk in order with :meth:`feed`, then hand the scan to ``probe``; an upload
+    that fails calls :meth:`close`.
+    """
+
+    def __init__(self, media_type: str) -> None:
+        if not scanned_while_streaming(media_type):
+            raise UnsupportedMedia(f"{media_type!r} is not scanned while streaming")
+        self.media_type = media_type
+        #: The indexes of the streams scanned, once the stream's headers have been read.
+        self.streams: list[int] | None = None
+        self._feed = _Feed()
+        self._ended = False
+        self._result: _Scan | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="stream-scan", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        spec = MEDIA_TYPES[self.media_type]
+        try:
+            container = av.open(
+                self._feed,
+                mode="r",
+                format=spec.demuxer,
+                metadata_errors="replace",
+                buffer_size=_FEED_BUFFER,
+            )
+            with container:
+                streams = _media_streams(container, spec)
+                self.streams = [s.index for s in streams]
+                self._result = _scan(container, streams, _FRAME_CHECKS.get(self.media_type))
+        except (av.FFmpegError, OSError, ValueError, EOFError) as exc:
+            self._error = CorruptMedia(
+                f"the file cannot be read as {self.media_type}: {_av_error(exc)}"
+            )
+        except BaseException as exc:  # CorruptMedia from the scan; anything else for finish()
+            self._error = exc
+        finally:
+            # Keep taking chunks, so an upload never waits on a scan that has stopped.
+            while not self._feed.ended:
+                if self._feed.queue.get() is None:
+                    self._feed.ended = True
+
+    def feed(self, chunk: bytes | bytearray | memoryview) -> None:
+        """The next chunk of the upload (copied unless it is ``bytes``)."""
+        if self._ended:
+            raise ValueError("this scan has ended")
+        if chunk:
+            self._feed.queue.put(chunk if isinstance(chunk, bytes) else bytes(chunk))
+
+    def finish(self) -> _Scan:
+        """The upload is complete: wait for the scan and return it (raises CorruptMedia)."""
+        self.close()
+        if self._error is not None:
+            raise self._error
+        assert self._result is not None
+        return self._result
+
+    def close(self) -> None:
+        """End the stream and wait for the worker (idempotent)."""
+        if not self._ended:
+            self._ended = True
+            self._feed.queue.put(None)
+        self._thread.join()
+
+
 # Demuxers that read a complete sample index when they open a file (ISO-BMFF sample tables,
 # an AVI's idx1 or OpenDML index), and how many bytes of chunk header each entry's position
 # counts before the sample itself.
@@ -604,7 +726,7 @@ def _index_scan(streams: list[Any], demuxer: str, size: int) -> _Scan | None:
     index at the end, so a cut file has none (and fails the RIFF size check anyway).
     """
     header = _INDEXED[demuxer]
-    scan = _Scan()
+    scan = _Scan(streams=[s.index for s in streams])
     for s in streams:
         entries = s.index_entries
         n = len(entries)
@@ -673,7 +795,20 @@ def _check_complete(
     return declared if declared is not None else observed
 
 
-def _probe_av(path: Path, spec: MediaType) -> MediaInfo:
+def _media_streams(container: av.container.InputContainer, spec: MediaType) -> list[Any]:
+    """The audio and video streams to check (cover art is not media); raises if none."""
+    attached = av.stream.Disposition.attached_pic
+    streams = [
+        s
+        for s in container.streams
+        if s.type in ("audio", "video") and not s.disposition & attached
+    ]
+    if not streams:
+        raise CorruptMedia(f"the file holds no audio or video stream ({spec.media_type})")
+    return streams
+
+
+def _probe_av(path: Path, spec: MediaType, streamed: StreamScan | None = None) -> MediaInfo:
     size = path.stat().st_size
     demuxer = spec.demuxer or ""
     if demuxer in ("wav", "avi"):
@@ -691,15 +826,15 @@ def _probe_av(path: Path, spec: MediaType) -> MediaInfo:
             f"the file cannot be read as {spec.media_type}: {_av_error(exc)}"
         ) from exc
     with container:
-        attached = av.stream.Disposition.attached_pic
-        streams = [
-            s
-            for s in container.streams
-            if s.type in ("audio", "video") and not s.disposition & attached
-        ]
-        if not streams:
-            raise CorruptMedia(f"the file holds no audio or video stream ({spec.media_type})")
-        scan = _index_scan(streams, demuxer, size) if demuxer in _INDEXED else None
+        streams = _media_streams(container, spec)
+        scan = None
+        if streamed is not None:
+            streamed.close()
+            # Only a scan of the streams the stored file shows stands in for reading it.
+            if streamed.streams == [s.index for s in streams]:
+                scan = streamed.finish()
+        if scan is None and demuxer in _INDEXED:
+            scan = _index_scan(streams, demuxer, size)
         if scan is None:
             scan = _scan(container, streams, _FRAME_CHECKS.get(spec.media_type))
         duration = _check_complete(container, streams, scan, demuxer, declares_length, size - tags)
@@ -1151,18 +1286,22 @@ def _probe_pdf(path: Path, spec: MediaType) -> MediaInfo:
     return MediaInfo(media_type=spec.media_type, kind="document", container=name)
 
 
-def probe(path: Path, media_type: str) -> MediaInfo:
+def probe(path: Path, media_type: str, *, streamed: StreamScan | None = None) -> MediaInfo:
     """Read the file as ``media_type`` (normally what ``sniff`` said) and return its metadata.
 
     Raises UnsupportedMedia for a type outside ``MEDIA_TYPES`` and CorruptMedia when the file
     cannot be read as that type (see the module docs for what each family must satisfy).
+    ``streamed`` is the :class:`StreamScan` that saw the file's bytes as they were written;
+    its packet scan then stands in for reading them back.
     """
     spec = MEDIA_TYPES.get(media_type)
     if spec is None:
         raise UnsupportedMedia(f"{media_type!r} is not an accepted media type")
+    if streamed is not None and streamed.media_type != media_type:
+        raise ValueError("the stream scan is of another media type")
     try:
         if spec.kind in ("audio", "video"):
-            return _probe_av(path, spec)
+            return _probe_av(path, spec, streamed)
         if media_type in ("image/jpeg", "image/png"):
             return _probe_raster(path, spec)
         if media_type == "image/heic":

@@ -24,7 +24,14 @@ from core.clock import Clock, SystemClock, aware, parse_rfc3339, zulu
 from core.errors import InputError
 from evidence.errors import BlobAltered, BlobMissing, EvidenceError, UnsupportedMedia
 from evidence.hashing import Digests, hash_file
-from evidence.media import MEDIA_TYPES, MediaInfo, probe, sniff
+from evidence.media import (
+    MEDIA_TYPES,
+    MediaInfo,
+    StreamScan,
+    probe,
+    scanned_while_streaming,
+    sniff,
+)
 from evidence.models import CustodyEvent, EvidenceItem
 from evidence.names import neutral_name, sanitize_filename
 from evidence.store import BlobStore, Source, check_sha256
@@ -212,8 +219,28 @@ class EvidenceService:
                 )
             found["media_type"] = media_type
 
+        # Matroska/WebM packets are demuxed as the bytes stream in (media.StreamScan), so the
+        # stored file need not be read back; chunks that arrive before the type is known (at
+        # most the head and one chunk) wait here.
+        early: list[bytes] | None = []
+        scans: list[StreamScan] = []
+
+        def observe(chunk: bytes) -> None:
+            nonlocal early
+            if early is None:
+                if scans:
+                    scans[0].feed(chunk)
+                return
+            early.append(chunk if isinstance(chunk, bytes) else bytes(chunk))
+            if "media_type" in found:
+                if scanned_while_streaming(found["media_type"]):
+                    scans.append(StreamScan(found["media_type"]))
+                    for c in early:
+                        scans[0].feed(c)
+                early = None
+
         def validate(path: Path) -> None:
-            info = probe(path, found["media_type"])
+            info = probe(path, found["media_type"], streamed=scans[0] if scans else None)
             if info.kind not in KIND_FAMILIES[kind]:
                 raise InvalidEvidenceInput(
                     f"a {kind} must be {' or '.join(KIND_FAMILIES[kind])}; "
@@ -221,7 +248,13 @@ class EvidenceService:
                 )
             found["info"] = info
 
-        blob = self.store.ingest(source, inspect_head=inspect_head, validate=validate)
+        try:
+            blob = self.store.ingest(
+                source, inspect_head=inspect_head, validate=validate, observe=observe
+            )
+        finally:
+            for scan in scans:
+                scan.close()
         info: MediaInfo = found["info"]
         uploaded = self.clock.now()
         filename = neutral_name(case, kind, uploaded, MEDIA_TYPES[info.media_type].extension)

@@ -151,6 +151,7 @@ class BlobStore(Protocol):
         *,
         validate: Validator | None = None,
         inspect_head: Callable[[bytes], object] | None = None,
+        observe: Callable[[bytes], object] | None = None,
     ) -> StoredBlob:
         """Write a whole stream and commit it (see LocalBlobStore.ingest)."""
 
@@ -470,6 +471,7 @@ class LocalBlobStore:
         *,
         validate: Validator | None = None,
         inspect_head: Callable[[bytes], object] | None = None,
+        observe: Callable[[bytes], object] | None = None,
         chunk_size: int = CHUNK_SIZE,
     ) -> StoredBlob:
         """Write a whole stream (a binary file object, an iterable of chunks, or one buffer)
@@ -477,7 +479,9 @@ class LocalBlobStore:
 
         ``inspect_head(head)`` is called once, as soon as HEAD_SIZE bytes have arrived (or at
         the end of a shorter upload), so an unsupported type is refused before the rest is
-        read; ``validate`` is passed to ``commit``. Reading stops one byte past ``max_size``.
+        read; ``observe(chunk)`` sees every chunk once it is written (after ``inspect_head``
+        for the chunk that completes the head); ``validate`` is passed to ``commit``. Reading
+        stops one byte past ``max_size``.
         An exception from the source becomes UploadInterrupted (KeyboardInterrupt and other
         BaseExceptions propagate as they are); in every failure the upload leaves nothing.
         """
@@ -488,6 +492,8 @@ class LocalBlobStore:
                 if inspect_head is not None and not inspected and w.size >= HEAD_SIZE:
                     inspected = True
                     inspect_head(w.head)
+                if observe is not None:
+                    observe(chunk)
             if inspect_head is not None and not inspected and w.size > 0:
                 inspect_head(w.head)
             return w.commit(validate)

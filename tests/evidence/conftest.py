@@ -7,13 +7,24 @@ from pathlib import Path
 import pytest
 
 from evidence.store import LocalBlobStore
-from tests.evidence.media_factory import build_all
+from tests.evidence.media_factory import build_all, make_large_video
 
 
 @pytest.fixture(scope="session")
 def media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Every file of media_factory.CATALOGUE, encoded once per test session."""
     return build_all(tmp_path_factory.mktemp("media"))
+
+
+@pytest.fixture(scope="session")
+def large_media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Matroska and WebM clips of several MB: uploads that span many store chunks."""
+    d = tmp_path_factory.mktemp("large-media")
+    return {
+        "mkv": make_large_video(d / "large.mkv", fmt="matroska", codec="mjpeg", audio="mp3"),
+        "webm": make_large_video(d / "large.webm", fmt="webm", codec="libvpx", audio="libopus"),
+        "mkv_video_only": make_large_video(d / "silent.mkv", fmt="matroska", codec="mjpeg"),
+    }
 
 
 @pytest.fixture(params=["direct", "buffered"])

@@ -111,6 +111,30 @@ def make_video(path: Path, *, fmt: str, codec: str, audio: str | None = "aac",
     return path
 
 
+def make_large_video(path: Path, *, fmt: str, codec: str, frames: int = 24,
+                     size: tuple[int, int] = (640, 480), audio: str | None = None) -> Path:
+    """A clip of noise frames (several MB), for uploads that span many store chunks."""
+    rng = np.random.default_rng(11)
+    width, height = size
+    with av.open(str(path), mode="w", format=fmt) as c:
+        video = c.add_stream(codec, rate=FPS)
+        assert isinstance(video, av.video.stream.VideoStream)
+        video.width, video.height = width, height
+        video.pix_fmt = "yuvj420p" if codec == "mjpeg" else "yuv420p"
+        if codec in ("libvpx", "libvpx-vp9"):
+            video.options = {"deadline": "realtime", "cpu-used": "8", "b": "20M"}
+        astream = _add_audio(c, audio, 48000, "mono") if audio else None
+        for i in range(frames):
+            arr = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+            frame = av.VideoFrame.from_ndarray(arr, format="rgb24")
+            frame.pts = i
+            c.mux(video.encode(frame))
+        c.mux(video.encode(None))
+        if astream is not None:
+            _encode_audio(c, astream, frames / FPS)
+    return path
+
+
 def make_audio(path: Path, *, fmt: str, codec: str, rate: int = 48000,
                layout: str = "mono", metadata: dict[str, str] | None = None,
                container_options: dict[str, str] | None = None) -> Path:

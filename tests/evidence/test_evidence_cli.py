@@ -7,13 +7,14 @@ import errno
 import json
 import os
 import shutil
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
-from evidence.errors import StorageFull, UploadInterrupted
+from evidence.errors import CorruptMedia, StorageFull, UploadInterrupted, UploadTooLarge
 from evidence.models import EvidenceItem
 from ledger.entry import decode_entry
 from tests.conftest import Cli
@@ -303,3 +304,59 @@ def test_ledger_verify_rehashes_originals(
     path.write_bytes(media["jpeg"].read_bytes())
     out = cli("ledger", "verify", expect=1).stdout
     assert f"entry {b['index']}: original missing from the store" in out
+
+
+# --- Matroska and WebM: packets demuxed while the upload streams in ------------------------
+
+
+def _stream_scan_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "stream-scan"]
+
+
+@pytest.mark.parametrize("name", ["mkv", "webm"])
+def test_a_large_matroska_upload_is_demuxed_as_it_streams(
+    instance: AppContext, large_media: dict[str, Path], name: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import evidence.media as media_module
+
+    threads: list[str] = []
+    real_scan = media_module._scan
+
+    def spy(*args: object) -> object:
+        threads.append(threading.current_thread().name)
+        return real_scan(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(media_module, "_scan", spy)
+    path = large_media[name]
+    expected = media_module.probe(path, "video/webm" if name == "webm" else "video/x-matroska")
+    threads.clear()
+    with path.open("rb") as f:
+        receipt = instance.evidence.add(f, kind="visit", actor="system")
+    assert threads == ["stream-scan"]  # the stored file was not read back for its packets
+    item = instance.evidence.item(receipt.index)
+    assert item.media == expected.as_dict()
+    assert instance.store.path(receipt.sha256).read_bytes() == path.read_bytes()
+    assert _stream_scan_threads() == []
+
+
+def test_a_damaged_webm_upload_changes_nothing_and_leaves_no_thread(
+    instance: AppContext, large_media: dict[str, Path]
+) -> None:
+    data = large_media["webm"].read_bytes()
+    with pytest.raises(CorruptMedia):
+        instance.evidence.add(iter([data[: len(data) // 2]]), kind="visit", actor="system")
+    nothing_changed(instance, 0)
+    assert _stream_scan_threads() == []
+
+
+def test_a_webm_upload_over_the_limit_stops_its_scan(
+    instance: AppContext, large_media: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = large_media["webm"].read_bytes()
+    monkeypatch.setattr(instance.store, "max_size", len(data) // 2)
+    with pytest.raises(UploadTooLarge):
+        instance.evidence.add(iter(data[i : i + 100_000] for i in range(0, len(data), 100_000)),
+                              kind="visit", actor="system")
+    nothing_changed(instance, 0)
+    assert _stream_scan_threads() == []
