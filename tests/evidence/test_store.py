@@ -588,3 +588,24 @@ def test_direct_io_trouble_mid_upload_carries_on_buffered(
 def assert_nothing_left_but(store: LocalBlobStore, sha256: str) -> None:
     blobs, temps = store_files(store)
     assert blobs == [store.path(sha256)] and temps == []
+
+
+def test_observe_sees_every_chunk_in_order_after_the_head_is_inspected(
+        store: LocalBlobStore) -> None:
+    data = _data(300_000)
+    events: list[tuple[str, int]] = []
+    seen = bytearray()
+
+    def inspect(head: bytes) -> None:
+        events.append(("head", len(head)))
+
+    def observe(chunk: bytes) -> None:
+        events.append(("chunk", len(chunk)))
+        seen.extend(chunk)
+
+    blob = store.ingest(_chunks(data, 50_000), inspect_head=inspect, observe=observe)
+    assert bytes(seen) == data and blob.size == len(data)
+    # The head (64 KiB) is complete within the second chunk: inspected before it is observed.
+    assert events[:4] == [("chunk", 50_000), ("head", HEAD_SIZE), ("chunk", 50_000),
+                          ("chunk", 50_000)]
+    assert [e for e in events if e[0] == "head"] == [("head", HEAD_SIZE)]
