@@ -583,8 +583,9 @@ def _ordered(steps: list[Step]) -> list[Step]:
 def plans_of(
     service: CaseService, as_of: dt.date, *, case: str | None = None
 ) -> list[dict[str, Any]]:
-    """The plans of every open case (or of ``case``, even closed) as of ``as_of``, read from the
-    database: ``[{"case", "property", "unit", "stage", "tags", "outstanding", "steps"}]``.
+    """The plans of every case open on ``as_of`` (or of ``case``, even closed) as of that
+    date, read from the database: ``[{"case", "property", "unit", "stage", "tags",
+    "outstanding", "steps"}]``; ``stage`` is the case's stage on ``as_of``.
 
     ``outstanding`` is what is unpaid on ``as_of`` of the periods due before it (payments
     allocated as the deadline engine allocates them).
@@ -594,7 +595,7 @@ def plans_of(
     from cases.reports import allocate, load_records
 
     out: list[dict[str, Any]] = []
-    for r in load_records(service, case=case, tags_on=as_of):
+    for r in load_records(service, case=case, tags_on=as_of, stage_on=as_of):
         if case is None and r.stage == CaseStage.CLOSED.value:
             continue
         payments = [ev for ev in r.facts.events if isinstance(ev, Payment)]

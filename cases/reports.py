@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 
 from cases.deadlines import (
     CaseFacts,
@@ -54,7 +54,7 @@ from cases.deadlines import (
     compute_many,
 )
 from cases.errors import InvalidCaseData, UnknownReference
-from cases.models import Case, Owner, Property, Unit
+from cases.models import Case, CaseEvent, Owner, Property, Unit
 
 if TYPE_CHECKING:
     from cases.service import CaseService
@@ -471,12 +471,14 @@ def load_records(
     case: str | None = None,
     property: str | None = None,
     tags_on: dt.date | None = None,
+    stage_on: dt.date | None = None,
 ) -> list[CaseRecord]:
     """The cases (one, a property's, or all) in reference order, with their facts.
 
     ``tags_on`` also reads each owner's tags as of that date (``elderly`` is derived from the
-    age on it). An unknown case raises ``CaseNotFound``, an unknown property
-    ``UnknownReference``.
+    age on it). ``stage_on`` gives each case the stage it had at the end of that date (see
+    :func:`stage_as_of`) instead of its current one. An unknown case raises ``CaseNotFound``,
+    an unknown property ``UnknownReference``.
     """
     cases, units, props, owners = (
         Case.__table__,
@@ -486,6 +488,7 @@ def load_records(
     )
     stmt = (
         select(
+            cases.c.id.label("case_id"),
             cases.c.ref,
             cases.c.stage,
             cases.c.owner_id,
@@ -509,6 +512,12 @@ def load_records(
         ):
             raise UnknownReference(f"no property named {property!r}")
         rows = conn.execute(stmt).all()
+        stages = {r.ref: r.stage for r in rows}
+        if stage_on is not None:
+            changes = _stage_changes(conn, [r.case_id for r in rows])
+            stages = {
+                r.ref: stage_as_of(r.stage, changes.get(r.case_id, []), stage_on) for r in rows
+            }
         tags: dict[int, list[str]] = {}
         if tags_on is not None:
             ids = sorted({r.owner_id for r in rows})
@@ -527,7 +536,7 @@ def load_records(
             owner=r.owner,
             property=r.property,
             unit=r.unit,
-            stage=r.stage,
+            stage=stages[r.ref],
             address_confirmed=bool(r.service_address),
             tags=tuple(tags.get(r.owner_id, ())),
             facts=facts[r.ref],
@@ -536,12 +545,46 @@ def load_records(
     ]
 
 
+def stage_as_of(current: str, changes: Sequence[tuple[dt.date, str, str]], on: dt.date) -> str:
+    """The stage a case had at the end of ``on``.
+
+    ``changes`` are its ``stage_change`` events as (date, from, to), in the order they were
+    recorded. Taken by date (recorded order within a day), the last one dated on or before
+    ``on`` says where the case stood; if all are dated later, the first one's ``from`` does;
+    with none, the case has not moved from ``current``.
+    """
+    ordered = sorted(changes, key=lambda c: c[0])  # stable: recorded order within a day
+    before = [to for date, _from, to in ordered if date <= on]
+    if before:
+        return before[-1]
+    return ordered[0][1] if ordered else current
+
+
+def _stage_changes(
+    conn: Connection, case_ids: Sequence[int]
+) -> dict[int, list[tuple[dt.date, str, str]]]:
+    """The stage_change events of ``case_ids`` as (date, from, to), in recorded order."""
+    events = CaseEvent.__table__
+    found: dict[int, list[tuple[dt.date, str, str]]] = defaultdict(list)
+    ids = sorted(set(case_ids))
+    for start in range(0, len(ids), 1000):
+        chunk = ids[start : start + 1000]
+        rows = conn.execute(
+            select(events.c.case_id, events.c.date, events.c.data)
+            .where(events.c.type == "stage_change", events.c.case_id.in_(chunk))
+            .order_by(events.c.case_id, events.c.id)
+        ).all()
+        for r in rows:
+            found[r.case_id].append((r.date, r.data["from"], r.data["to"]))
+    return found
+
+
 def case_report(
     service: CaseService, window: Window, *, property: str | None = None
 ) -> dict[str, Any]:
     """The report of every case (or of one property's) over ``window``; deadlines are those
-    as of the window's end."""
-    records = load_records(service, property=property)
+    as of the window's end, and so are the cases' stages."""
+    records = load_records(service, property=property, stage_on=window.end)
     cases = [report_case(r.ref, r.owner, r.property, r.stage, r.facts, window.end) for r in records]
     deadlines = compute_many((r.facts for r in records), window.end)
     return build_report(cases, deadlines, window, property=property)

@@ -41,6 +41,7 @@ from cases.reports import (
     deadlines_ahead,
     recovery_rate,
     report_case,
+    stage_as_of,
     timeliness,
 )
 from cases.service import SHANGHAI
@@ -641,9 +642,9 @@ def case_file() -> dict[str, Any]:
 @pytest.fixture
 def imported(cli: Cli, instance: AppContext, tmp_path: Path) -> Cli:
     cli("cases", "import", str(write_json(tmp_path / "cases.json", case_file())))
-    cli("cases", "stage", "B1", "call")
-    cli("cases", "stage", "C1", "suit")
-    cli("cases", "stage", "D1", "closed")
+    cli("cases", "stage", "B1", "call", "--date", "2026-03-02")
+    cli("cases", "stage", "C1", "suit", "--date", "2026-04-15")
+    cli("cases", "stage", "D1", "closed", "--date", "2026-06-30")
     return cli
 
 
@@ -651,6 +652,45 @@ def report(cli: Cli, *args: str, expect: int = 0) -> dict[str, Any]:
     out = cli("cases", "report", "--json", *args, expect=expect)
     data: dict[str, Any] = json.loads(out.stdout) if expect == 0 else {"stderr": out.stderr}
     return data
+
+
+def test_stage_as_of() -> None:
+    changes = [
+        (day("2026-03-02"), "reminder", "call"),
+        (day("2026-05-01"), "call", "visit"),
+        (day("2026-05-01"), "visit", "lawyer_letter"),  # two moves on one day: the later wins
+        (day("2026-04-01"), "call", "mediation"),  # recorded last, dated back
+    ]
+    assert stage_as_of("lawyer_letter", [], day("2026-01-01")) == "lawyer_letter"
+    assert stage_as_of("lawyer_letter", changes, day("2026-03-01")) == "reminder"
+    assert stage_as_of("lawyer_letter", changes, day("2026-03-02")) == "call"
+    assert stage_as_of("lawyer_letter", changes, day("2026-04-15")) == "mediation"
+    assert stage_as_of("lawyer_letter", changes, day("2026-05-01")) == "lawyer_letter"
+    assert stage_as_of("lawyer_letter", changes, day("2027-01-01")) == "lawyer_letter"
+
+
+def test_the_report_counts_the_stages_cases_had_at_the_window_end(imported: Cli) -> None:
+    def stages(*window: str) -> dict[str, int]:
+        return {s: n for s, n in report(imported, *window)["stages"].items() if n}
+
+    # B1 moved to call on 03-02, C1 to suit on 04-15, D1 to closed on 06-30 (the last day of
+    # the window counts); the imported stage (reminder) before that.
+    assert stages("--from", "2026-01-01", "--to", "2026-06-30") == {
+        "reminder": 1, "call": 1, "suit": 1, "closed": 1,
+    }
+    assert stages("--from", "2026-01-01", "--to", "2026-06-29") == {
+        "reminder": 2, "call": 1, "suit": 1,
+    }
+    assert stages("--from", "2026-01-01", "--to", "2026-03-01") == {"reminder": 4}
+    # A later move (and one back-dated into the past) changes only the windows it falls in.
+    imported("cases", "stage", "B1", "visit", "--date", "2026-09-01")
+    imported("cases", "stage", "C1", "judgment", "--date", "2026-05-20")
+    assert stages("--from", "2026-01-01", "--to", "2026-06-30") == {
+        "reminder": 1, "call": 1, "judgment": 1, "closed": 1,
+    }
+    assert stages("--from", "2026-01-01", "--to", "2026-09-30") == {
+        "reminder": 1, "visit": 1, "judgment": 1, "closed": 1,
+    }
 
 
 def test_cli_report_with_a_property_filter(imported: Cli) -> None:
@@ -740,3 +780,9 @@ def test_cli_plan(imported: Cli) -> None:
     assert "A1 (P1 1-101; stage reminder; tags elderly, vacant; outstanding 100.00)" in text
     assert "挂号信" in text and "registered mail" in text
     assert "no case 'Z9'" in imported("cases", "plan", "Z9", expect=1).stderr
+    # As of a date before D1 was closed (2026-06-30) and before C1 went to suit (2026-04-15),
+    # both are planned at the stage they then had.
+    earlier = json.loads(imported("cases", "plan", "--as-of", "2026-04-01", "--json").stdout)
+    assert [(x["case"], x["stage"]) for x in earlier] == [
+        ("A1", "reminder"), ("B1", "call"), ("C1", "reminder"), ("D1", "reminder"),
+    ]
