@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import random
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -151,3 +155,70 @@ def test_a_scan_that_fails_early_never_holds_up_the_upload() -> None:
     with pytest.raises(CorruptMedia, match="cannot be read as video/x-matroska"):
         scan.finish()
     assert _no_scan_threads()
+
+
+_RSS_SCRIPT = """
+import json, sys
+sys.path.insert(0, {repo!r})
+from pathlib import Path
+from evidence.media import StreamScan, probe
+from evidence.store import LocalBlobStore
+
+def hwm_kb():
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+
+def ingest(store, path):
+    scan = StreamScan("video/x-matroska")
+    infos = []
+    try:
+        with open(path, "rb") as f:
+            blob = store.ingest(f, observe=scan.feed, validate=lambda p: infos.append(
+                probe(p, "video/x-matroska", streamed=scan)))
+    finally:
+        scan.close()
+    return blob, infos[0]
+
+store = LocalBlobStore(Path({root!r}), max_size=1 << 40)
+ingest(store, Path({small!r}))  # import, thread and allocator warm-up
+before = hwm_kb()
+blob, info = ingest(store, Path({big!r}))
+print(json.dumps({{"before": before, "after": hwm_kb(), "size": blob.size,
+                  "duration_s": info.duration_s}}))
+"""
+
+
+@pytest.mark.slow
+def test_memory_stays_flat_while_a_large_matroska_upload_is_scanned(
+        large_media: dict[str, Path], tmp_path: Path) -> None:
+    import av
+
+    # 256 MiB of Matroska: the large clip's frames over and over (remuxed, not encoded).
+    big = tmp_path / "long.mkv"
+    with av.open(str(large_media["mkv_video_only"])) as src:
+        packets = [bytes(p) for p in src.demux(src.streams.video[0]) if p.size]
+        template = src.streams.video[0]
+        with av.open(str(big), "w", format="matroska") as out:
+            stream = out.add_stream_from_template(template)
+            n = written = 0
+            while written < 256 << 20:
+                data = packets[n % len(packets)]
+                packet = av.Packet(data)
+                packet.stream = stream
+                packet.time_base = Fraction(1, 1000)
+                packet.pts = packet.dts = n * 100  # 10 frames a second
+                out.mux(packet)
+                n += 1
+                written += len(data)
+    repo = str(Path(__file__).resolve().parents[2])
+    script = _RSS_SCRIPT.format(repo=repo, root=str(tmp_path / "store"),
+                                small=str(large_media["mkv_video_only"]), big=str(big))
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=300, check=True)
+    result = json.loads(out.stdout)
+    assert result["size"] == big.stat().st_size
+    assert result["duration_s"] == pytest.approx(n / 10, abs=0.2)
+    grew_mb = (result["after"] - result["before"]) / 1024
+    assert grew_mb < 100, f"peak RSS grew by {grew_mb:.1f} MB"
