@@ -1292,12 +1292,13 @@ def probe(path: Path, media_type: str, *, streamed: StreamScan | None = None) ->
     Raises UnsupportedMedia for a type outside ``MEDIA_TYPES`` and CorruptMedia when the file
     cannot be read as that type (see the module docs for what each family must satisfy).
     ``streamed`` is the :class:`StreamScan` that saw the file's bytes as they were written;
-    its packet scan then stands in for reading them back.
+    its packet scan then stands in for reading them back. It is closed when probe returns.
     """
     spec = MEDIA_TYPES.get(media_type)
     if spec is None:
         raise UnsupportedMedia(f"{media_type!r} is not an accepted media type")
     if streamed is not None and streamed.media_type != media_type:
+        streamed.close()
         raise ValueError("the stream scan is of another media type")
     try:
         if spec.kind in ("audio", "video"):
@@ -1311,6 +1312,9 @@ def probe(path: Path, media_type: str, *, streamed: StreamScan | None = None) ->
         raise NotFoundError(f"no such file: {path.name}") from exc
     except OSError as exc:
         raise StorageError(f"cannot read {path.name}: {exc.strerror or exc}") from exc
+    finally:
+        if streamed is not None:
+            streamed.close()  # whatever happened, its worker is done with
 
 
 def identify(path: Path, head: bytes | None = None) -> MediaInfo:

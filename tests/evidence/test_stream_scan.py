@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 import evidence.media as media_module
+from core.errors import NotFoundError
 from evidence.errors import CorruptMedia, UnsupportedMedia
 from evidence.media import StreamScan, probe, scanned_while_streaming
 
@@ -122,7 +123,15 @@ def test_a_scan_of_another_type_is_refused(large_media: dict[str, Path]) -> None
     scan = _streamed(large_media["webm"].read_bytes(), TYPES["webm"])
     with pytest.raises(ValueError, match="another media type"):
         probe(large_media["mkv"], TYPES["mkv"], streamed=scan)
-    scan.close()
+    assert _no_scan_threads()
+
+
+def test_probe_ends_the_scan_even_when_the_stored_file_fails(large_media: dict[str, Path],
+                                                             tmp_path: Path) -> None:
+    scan = _streamed(large_media["mkv"].read_bytes(), TYPES["mkv"])  # no end of stream fed
+    with pytest.raises(NotFoundError):
+        probe(tmp_path / "gone.mkv", TYPES["mkv"], streamed=scan)
+    assert _no_scan_threads()
 
 
 def test_an_abandoned_scan_stops_and_takes_no_more(large_media: dict[str, Path]) -> None:
