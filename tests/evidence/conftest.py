@@ -40,3 +40,24 @@ def store_files(store: LocalBlobStore) -> tuple[list[Path], list[Path]]:
     blobs = sorted(p for p in store.blobs_dir.rglob("*") if p.is_file())
     temps = sorted(p for p in store.tmp_dir.iterdir())
     return blobs, temps
+
+
+_REPO = Path(__file__).resolve().parents[2]
+
+_PEAK_RSS_PREAMBLE = f"""
+import json, sys
+sys.path.insert(0, {str(_REPO)!r})
+from pathlib import Path
+
+def hwm_kb():
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+"""
+
+
+def peak_rss_script(body: str) -> str:
+    """A Python script for a child process: the repository on its path, ``json`` and ``Path``
+    imported, and ``hwm_kb()`` giving its peak resident memory so far, then ``body``."""
+    return _PEAK_RSS_PREAMBLE + body

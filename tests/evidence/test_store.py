@@ -32,7 +32,7 @@ from evidence.errors import (
     UploadTooLarge,
 )
 from evidence.store import HEAD_SIZE, BlobStore, LocalBlobStore, check_sha256
-from tests.evidence.conftest import store_files
+from tests.evidence.conftest import peak_rss_script, store_files
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -405,17 +405,9 @@ def test_remove_stale_temp(store: LocalBlobStore) -> None:
     assert sorted(p.name for p in store.tmp_dir.iterdir()) == ["keep.txt", "upload-new.part"]
 
 
-_RSS_SCRIPT = """
-import hashlib, json, sys
-sys.path.insert(0, {repo!r})
-from pathlib import Path
+_RSS_BODY = """
+import hashlib
 from evidence.store import LocalBlobStore
-
-def hwm_kb():
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
 
 store = LocalBlobStore(Path({root!r}), max_size=1 << 40)
 store.ingest([b"warm-up" * 100_000])  # import, thread and allocator warm-up
@@ -430,7 +422,7 @@ print(json.dumps({{"before": before, "after": after, "size": blob.size}}))
 @pytest.mark.slow
 def test_memory_stays_flat_for_a_512_mib_upload(tmp_path: Path) -> None:
     mib = 512
-    script = _RSS_SCRIPT.format(repo=str(REPO), root=str(tmp_path / "store"), mib=mib)
+    script = peak_rss_script(_RSS_BODY.format(root=str(tmp_path / "store"), mib=mib))
     try:
         out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                              timeout=300, check=True)

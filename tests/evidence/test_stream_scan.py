@@ -18,6 +18,7 @@ import evidence.media as media_module
 from core.errors import NotFoundError
 from evidence.errors import CorruptMedia, UnsupportedMedia
 from evidence.media import StreamScan, probe, scanned_while_streaming
+from tests.evidence.conftest import peak_rss_script
 
 TYPES = {"mkv": "video/x-matroska", "webm": "video/webm"}
 
@@ -166,18 +167,9 @@ def test_a_scan_that_fails_early_never_holds_up_the_upload() -> None:
     assert _no_scan_threads()
 
 
-_RSS_SCRIPT = """
-import json, sys
-sys.path.insert(0, {repo!r})
-from pathlib import Path
+_RSS_BODY = """
 from evidence.media import StreamScan, probe
 from evidence.store import LocalBlobStore
-
-def hwm_kb():
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
 
 def ingest(store, path):
     scan = StreamScan("video/x-matroska")
@@ -221,9 +213,8 @@ def test_memory_stays_flat_while_a_large_matroska_upload_is_scanned(
                 out.mux(packet)
                 n += 1
                 written += len(data)
-    repo = str(Path(__file__).resolve().parents[2])
-    script = _RSS_SCRIPT.format(repo=repo, root=str(tmp_path / "store"),
-                                small=str(large_media["mkv_video_only"]), big=str(big))
+    script = peak_rss_script(_RSS_BODY.format(
+        root=str(tmp_path / "store"), small=str(large_media["mkv_video_only"]), big=str(big)))
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                          timeout=300, check=True)
     result = json.loads(out.stdout)
