@@ -83,7 +83,7 @@ from cases.service import (
     preservation_row,
     spec_from_row,
 )
-from core.db import write_engine
+from core.db import in_batches, write_engine
 from ledger.service import Receipt
 
 __all__ = [
@@ -586,11 +586,6 @@ class _Plan:
         return any(c.values())
 
 
-def _chunks(items: Sequence[Any], size: int = 900) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
 def _new_ref(prefix: str, taken: set[str]) -> str:
     while True:
         ref = f"{prefix}-{secrets.token_hex(6).upper()}"
@@ -620,7 +615,7 @@ class _Planner:
         prop_ids = [props[name] for name in touched if name in props]
         units: dict[tuple[str, str], int] = {}
         names = {v: k for k, v in props.items()}
-        for chunk in _chunks(prop_ids):
+        for chunk in in_batches(prop_ids):
             for r in conn.execute(
                 select(_UNITS.c.id, _UNITS.c.property_id, _UNITS.c.code).where(
                     _UNITS.c.property_id.in_(chunk)
@@ -638,7 +633,7 @@ class _Planner:
         )
         by_unit: dict[int, list[Any]] = defaultdict(list)
         cases_by_ref: dict[str, Any] = {}
-        for chunk in _chunks(prop_ids):
+        for chunk in in_batches(prop_ids):
             for r in conn.execute(
                 select(*case_cols, _OWNERS.c.name.label("owner_name"))
                 .join(_UNITS, _UNITS.c.id == _CASES.c.unit_id)
@@ -648,7 +643,7 @@ class _Planner:
                 by_unit[r.unit_id].append(r)
                 cases_by_ref[r.ref] = r
         wanted_refs = [c.ref for c in batch.cases.values() if c.ref and c.ref not in cases_by_ref]
-        for chunk in _chunks(wanted_refs):
+        for chunk in in_batches(wanted_refs):
             for named in conn.execute(
                 select(*case_cols, _OWNERS.c.name.label("owner_name"))
                 .join(_OWNERS, _OWNERS.c.id == _CASES.c.owner_id)
@@ -659,16 +654,16 @@ class _Planner:
         owner_ids |= {r.owner_id for r in cases_by_ref.values()}
         owner_refs = [k[1] for k in batch.owners if k[0] == "ref"]
         owners_by_id: dict[int, Any] = {}
-        for chunk in _chunks(owner_refs):
+        for chunk in in_batches(owner_refs):
             for r in conn.execute(select(_OWNERS).where(_OWNERS.c.ref.in_(chunk))):
                 owners_by_id[r.id] = r
-        for chunk in _chunks(sorted(owner_ids - set(owners_by_id))):
+        for chunk in in_batches(sorted(owner_ids - set(owners_by_id))):
             for r in conn.execute(select(_OWNERS).where(_OWNERS.c.id.in_(chunk))):
                 owners_by_id[r.id] = r
         owners_by_ref = {r.ref: r for r in owners_by_id.values()}
         tags: dict[int, tuple[str, ...]] = defaultdict(tuple)
         if any(o.full for o in batch.owners.values()):
-            for chunk in _chunks(sorted(owners_by_id)):
+            for chunk in in_batches(sorted(owners_by_id)):
                 rows = conn.execute(
                     select(_TAGS.c.owner_id, _TAGS.c.tag)
                     .where(_TAGS.c.owner_id.in_(chunk))
@@ -759,7 +754,7 @@ class _Planner:
         # A generated reference (48 random bits) that some other owner or case already has:
         # all but impossible, but it must fail here, before anything is logged or written.
         wanted = sorted(refs)
-        for chunk in _chunks(wanted):
+        for chunk in in_batches(wanted):
             clash = self.conn.execute(
                 select(table.c.ref).where(table.c.ref.in_(chunk)).limit(1)
             ).scalar()
@@ -805,7 +800,7 @@ class _Planner:
             }
         )
         out: dict[int, dict[str, Any]] = defaultdict(dict)
-        for chunk in _chunks(unit_ids):
+        for chunk in in_batches(unit_ids):
             for r in self.conn.execute(select(_ARREARS).where(_ARREARS.c.unit_id.in_(chunk))):
                 out[r.unit_id][r.period] = r
         return out
@@ -1038,7 +1033,7 @@ def _apply(
     for prop, unit in needed:
         by_prop[prop].append(unit)
     for prop, codes in by_prop.items():
-        for chunk in _chunks(codes):
+        for chunk in in_batches(codes):
             for r in conn.execute(
                 select(_UNITS.c.id, _UNITS.c.code).where(
                     _UNITS.c.property_id == props[prop], _UNITS.c.code.in_(chunk)
@@ -1046,16 +1041,16 @@ def _apply(
             ):
                 units[(prop, r.code)] = r.id
     if plan.new_units:
-        for chunk in _chunks(plan.new_units, _CHUNK):
+        for batch_units in in_batches(plan.new_units, _CHUNK):
             rows = conn.execute(
                 insert(Unit).returning(_UNITS.c.id, sort_by_parameter_order=True),
-                [{"property_id": props[prop], "code": code} for prop, code in chunk],
+                [{"property_id": props[prop], "code": code} for prop, code in batch_units],
             ).scalars()
-            for (prop, code), unit_id in zip(chunk, rows, strict=True):
+            for (prop, code), unit_id in zip(batch_units, rows, strict=True):
                 units[(prop, code)] = unit_id
     owner_ids: dict[OwnerKey, int] = {}
     if plan.new_owners:
-        for chunk in _chunks(plan.new_owners, _CHUNK):
+        for batch_owners in in_batches(plan.new_owners, _CHUNK):
             ids = conn.execute(
                 insert(Owner).returning(_OWNERS.c.id, sort_by_parameter_order=True),
                 [
@@ -1065,10 +1060,10 @@ def _apply(
                         "phone": spec.phone,
                         "birth_date": spec.birth_date,
                     }
-                    for key, spec in chunk
+                    for key, spec in batch_owners
                 ],
             ).scalars()
-            for (key, _), owner_id in zip(chunk, ids, strict=True):
+            for (key, _), owner_id in zip(batch_owners, ids, strict=True):
                 owner_ids[key] = owner_id
         tag_rows = [
             {"owner_id": owner_ids[key], "tag": t}
@@ -1087,12 +1082,12 @@ def _apply(
     # Owners found in the database, by the key the file gives them.
     missing_keys = {c.owner for c in plan.new_cases} - set(owner_ids)
     refs = {plan.owner_refs[k]: k for k in missing_keys}
-    for chunk in _chunks(sorted(refs)):
+    for chunk in in_batches(sorted(refs)):
         for r in conn.execute(select(_OWNERS.c.id, _OWNERS.c.ref).where(_OWNERS.c.ref.in_(chunk))):
             owner_ids[refs[r.ref]] = r.id
     case_ids: dict[str, int] = {}
     if plan.new_cases:
-        for chunk in _chunks(plan.new_cases, _CHUNK):
+        for batch_cases in in_batches(plan.new_cases, _CHUNK):
             ids = conn.execute(
                 insert(Case).returning(_CASES.c.id, sort_by_parameter_order=True),
                 [
@@ -1104,16 +1099,16 @@ def _apply(
                         "limitation_mode": c.mode,
                         "created_at": now,
                     }
-                    for c in chunk
+                    for c in batch_cases
                 ],
             ).scalars()
-            for c, case_id in zip(chunk, ids, strict=True):
+            for c, case_id in zip(batch_cases, ids, strict=True):
                 case_ids[c.ref] = case_id
     other_refs = sorted(
         ({ref for ref, _, _, _ in plan.new_arrears} | {ref for ref, _, _, _ in plan.events})
         - set(case_ids)
     )
-    for chunk in _chunks(other_refs):
+    for chunk in in_batches(other_refs):
         for r in conn.execute(select(_CASES.c.id, _CASES.c.ref).where(_CASES.c.ref.in_(chunk))):
             case_ids[r.ref] = r.id
     import_id = conn.execute(
@@ -1140,9 +1135,9 @@ def _apply(
     )
     money: dict[Decimal, Any] = {}
     days: dict[dt.date, Any] = {}
-    for chunk in _chunks(plan.new_arrears, _CHUNK):
+    for batch_arrears in in_batches(plan.new_arrears, _CHUNK):
         params: list[tuple[Any, ...]] = []
-        for ref, prop, unit, a in chunk:
+        for ref, prop, unit, a in batch_arrears:
             amount: Any = a.amount
             paid: Any = a.paid
             due: Any = a.due
@@ -1304,7 +1299,7 @@ def _new_places(plan: _Plan, batch: _Batch, engine: Any) -> None:
                 continue
             have: set[str] = set()
             codes = sorted(needed[prop])
-            for chunk in _chunks(codes):
+            for chunk in in_batches(codes):
                 have.update(
                     conn.execute(
                         select(_UNITS.c.code).where(

@@ -55,6 +55,7 @@ from cases.deadlines import (
 )
 from cases.errors import InvalidCaseData, UnknownReference
 from cases.models import Case, CaseEvent, Owner, Property, Unit
+from core.db import in_batches
 
 if TYPE_CHECKING:
     from cases.service import CaseService
@@ -520,9 +521,7 @@ def load_records(
             }
         tags: dict[int, list[str]] = {}
         if tags_on is not None:
-            ids = sorted({r.owner_id for r in rows})
-            for start in range(0, len(ids), 1000):
-                chunk = ids[start : start + 1000]
+            for chunk in in_batches(sorted({r.owner_id for r in rows})):
                 found = conn.execute(select(owners).where(owners.c.id.in_(chunk))).all()
                 tags.update(service.owner_tags_many(conn, found, tags_on))
     if case is not None:
@@ -566,9 +565,7 @@ def _stage_changes(
     """The stage_change events of ``case_ids`` as (date, from, to), in recorded order."""
     events = CaseEvent.__table__
     found: dict[int, list[tuple[dt.date, str, str]]] = defaultdict(list)
-    ids = sorted(set(case_ids))
-    for start in range(0, len(ids), 1000):
-        chunk = ids[start : start + 1000]
+    for chunk in in_batches(sorted(set(case_ids))):
         rows = conn.execute(
             select(events.c.case_id, events.c.date, events.c.data)
             .where(events.c.type == "stage_change", events.c.case_id.in_(chunk))

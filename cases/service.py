@@ -76,7 +76,7 @@ from cases.models import (
 )
 from core.accounts import User
 from core.clock import Clock, SystemClock
-from core.db import write_engine
+from core.db import in_batches, write_engine
 from evidence.models import EvidenceItem
 from evidence.service import EvidenceService
 from ledger.entry import decode_entry
@@ -164,8 +164,7 @@ def existing_evidence(conn: Connection, indexes: Iterable[int]) -> set[int]:
     """Which of ``indexes`` are evidence entries."""
     wanted = sorted(set(indexes))
     found: set[int] = set()
-    for start in range(0, len(wanted), 1000):
-        chunk = wanted[start : start + 1000]
+    for chunk in in_batches(wanted):
         found.update(
             conn.execute(
                 select(EvidenceItem.entry_index).where(EvidenceItem.entry_index.in_(chunk))

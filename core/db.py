@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import os
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, MetaData, create_engine, event
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -100,3 +100,15 @@ def transaction(engine: Engine, *, write: bool = False) -> Iterator[Session]:
     bind = write_engine(engine) if write else engine
     with Session(bind=bind, expire_on_commit=False) as session, session.begin():
         yield session
+
+
+_T = TypeVar("_T")
+
+#: Values per ``IN (...)`` list: SQLite builds older than 3.32 allow 999 bound parameters.
+IN_BATCH = 900
+
+
+def in_batches(items: Sequence[_T], size: int = IN_BATCH) -> Iterator[Sequence[_T]]:
+    """``items`` in slices of at most ``size``, one ``IN (...)`` query each."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
