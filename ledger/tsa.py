@@ -174,6 +174,16 @@ def _parsing(what: str) -> Iterator[None]:
 # --- requests --------------------------------------------------------------------------------
 
 
+def _check_request(digest: bytes, nonce: int, hash_algorithm: str) -> None:
+    size = HASH_ALGORITHMS.get(hash_algorithm)
+    if size is None:
+        raise TimestampError(f"unsupported hash algorithm {hash_algorithm!r}")
+    if len(digest) != size:
+        raise TimestampError(f"a {hash_algorithm} digest has {size} bytes, not {len(digest)}")
+    if nonce < 0:
+        raise TimestampError("the nonce must not be negative")
+
+
 def make_request(
     digest: bytes, *, nonce: int, hash_algorithm: str = "sha256", cert_req: bool = True
 ) -> bytes:
@@ -182,13 +192,7 @@ def make_request(
     Built with rfc3161ng, then read back: rfc3161ng has put a SHA-1 digest under a SHA-256
     label before (``make_timestamp_request(data=...)``), so we check the imprint we send.
     """
-    size = HASH_ALGORITHMS.get(hash_algorithm)
-    if size is None:
-        raise TimestampError(f"unsupported hash algorithm {hash_algorithm!r}")
-    if len(digest) != size:
-        raise TimestampError(f"a {hash_algorithm} digest has {size} bytes, not {len(digest)}")
-    if nonce < 0:
-        raise TimestampError("the nonce must not be negative")
+    _check_request(digest, nonce, hash_algorithm)
     import rfc3161ng
 
     request = rfc3161ng.make_timestamp_request(
@@ -216,10 +220,7 @@ def builtin_request(digest: bytes, *, nonce: int) -> bytes:
     Built with asn1crypto, like the built-in TSA's tokens, so stamping never loads rfc3161ng;
     the bytes are those :func:`make_request` gives (a test compares them).
     """
-    if len(digest) != HASH_ALGORITHMS["sha256"]:
-        raise TimestampError(f"a sha256 digest has 32 bytes, not {len(digest)}")
-    if nonce < 0:
-        raise TimestampError("the nonce must not be negative")
+    _check_request(digest, nonce, "sha256")
     request = tsp.TimeStampReq(
         {
             "version": "v1",
