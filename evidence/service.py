@@ -223,24 +223,24 @@ class EvidenceService:
         # stored file need not be read back; chunks that arrive before the type is known (at
         # most the head and one chunk) wait here.
         early: list[bytes] | None = []
-        scans: list[StreamScan] = []
+        scan: StreamScan | None = None
 
         def observe(chunk: bytes) -> None:
-            nonlocal early
+            nonlocal early, scan
             if early is None:
-                if scans:
-                    scans[0].feed(chunk)
+                if scan is not None:
+                    scan.feed(chunk)
                 return
-            early.append(chunk if isinstance(chunk, bytes) else bytes(chunk))
+            early.append(bytes(chunk))
             if "media_type" in found:
                 if scanned_while_streaming(found["media_type"]):
-                    scans.append(StreamScan(found["media_type"]))
+                    scan = StreamScan(found["media_type"])
                     for c in early:
-                        scans[0].feed(c)
+                        scan.feed(c)
                 early = None
 
         def validate(path: Path) -> None:
-            info = probe(path, found["media_type"], streamed=scans[0] if scans else None)
+            info = probe(path, found["media_type"], streamed=scan)
             if info.kind not in KIND_FAMILIES[kind]:
                 raise InvalidEvidenceInput(
                     f"a {kind} must be {' or '.join(KIND_FAMILIES[kind])}; "
@@ -253,7 +253,7 @@ class EvidenceService:
                 source, inspect_head=inspect_head, validate=validate, observe=observe
             )
         finally:
-            for scan in scans:
+            if scan is not None:
                 scan.close()
         info: MediaInfo = found["info"]
         uploaded = self.clock.now()
