@@ -48,7 +48,7 @@ from cases.inputs import EventSpec
 from cases.reports import allocate
 from cases.workdays import next_working_day, provisional_between
 from core.errors import ConfigError
-from evidence.catalogue import local_only_fetcher, visible
+from evidence.catalogue import local_only_fetcher, template_environment
 
 if TYPE_CHECKING:
     from cases.service import CaseService, RecordedEvent
@@ -460,16 +460,7 @@ def build_letter(
 
 @cache
 def _environment() -> jinja2.Environment:
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(_TEMPLATES),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-    )
-    env.filters["visible"] = visible
-    return env
+    return template_environment(_TEMPLATES)
 
 
 def render_letter_html(letter: Letter) -> str:

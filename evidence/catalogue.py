@@ -144,10 +144,11 @@ def _fetcher_class() -> type[Any]:
     return LocalOnlyFetcher
 
 
-@cache
-def _environment() -> jinja2.Environment:
+def template_environment(templates: Path) -> jinja2.Environment:
+    """The Jinja settings of our documents (catalogue, letters): autoescaped, strict about
+    missing values, and the ``visible`` filter for user text."""
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(_TEMPLATES),
+        loader=jinja2.FileSystemLoader(templates),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
@@ -155,6 +156,12 @@ def _environment() -> jinja2.Environment:
         keep_trailing_newline=True,
     )
     env.filters["visible"] = visible
+    return env
+
+
+@cache
+def _environment() -> jinja2.Environment:
+    env = template_environment(_TEMPLATES)
     env.filters["plain"] = plain
     env.globals["PURPOSE"] = PURPOSE_CHARS
     env.globals["NAME"] = NAME_CHARS
