@@ -72,12 +72,15 @@ class Sequencer:
         self._last_batch = 0
 
     def _gather(self, *, quiet: float = 0.0003, limit: float = 0.002) -> None:
+        """Wait until the group stops growing (``quiet``), at most ``limit`` seconds; at once
+        when every thread of the last group is back, since no one else is expected."""
         deadline = time.monotonic() + limit
+        full = min(self._last_batch, self.max_batch)
         seen = -1
         while time.monotonic() < deadline:
             with self._lock:
                 n = len(self._pending)
-            if n == seen or n >= self.max_batch:
+            if n == seen or n >= full:
                 return
             seen = n
             time.sleep(quiet)
